@@ -1,0 +1,50 @@
+# s2i: `make demo` runs the whole pipeline on synthetic data, `make test` runs the tests.
+# Both create .venv and install the pinned stack on first use.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export S2I_PROFILE ?= demo
+
+.PHONY: setup demo dev test test-all bench lint lock clean-data
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "s2i needs Python 3.11 (set PYTHON=...)"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	@touch $@
+
+$(DAGSTER_HOME)/dagster.yaml:
+	@mkdir -p $(DAGSTER_HOME)
+	@printf 'telemetry:\n  enabled: false\n' > $@
+
+demo: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster asset materialize -m pipelines --select '*'
+	@echo ""
+	@echo "Done. Artifacts are under $${S2I_DATA_DIR:-$(CURDIR)/data}; 'make dev' opens them in the Dagster UI."
+
+dev: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -m pipelines -h 127.0.0.1 -p 3000
+
+test: setup
+	$(BIN)/python -m pytest -m "not slow and not gpu"
+
+test-all: setup
+	$(BIN)/python -m pytest -m "not gpu"
+
+bench: setup
+	$(BIN)/python benchmarks/bench_extract.py
+	$(BIN)/python benchmarks/bench_loading.py
+
+lint: setup
+	$(BIN)/ruff check pipelines s2i_models tests benchmarks
+	$(BIN)/ruff format --check pipelines s2i_models tests benchmarks
+
+lock: setup
+	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+clean-data:
+	rm -rf data .dagster_home

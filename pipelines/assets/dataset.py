@@ -1,0 +1,128 @@
+"""`splits` (balanced, video-disjoint) and `shards` (WebDataset tars per split)."""
+
+
+import numpy as np
+import pandas as pd
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from pipelines.assets.common import Timer, markdown_table, result_from, reuse, upstream_fingerprint
+from pipelines.assets.features import segments_cache_dir
+from pipelines.data.files import write_parquet_atomic
+from pipelines.data.manifests import fingerprint, write_manifest
+from pipelines.data.progress import Progress
+from pipelines.data.segments import iter_segments
+from pipelines.data.shards import Sample, batched, sample_key, shard_name, write_shard
+from pipelines.data.splits import SPLITS, make_splits
+from pipelines.resources import ArtifactStore, S2IProfile
+
+SPLITS_VERSION = "1"
+SHARDS_VERSION = "1"
+
+
+@asset(group_name="dataset", code_version=SPLITS_VERSION, deps=["segments"], kinds={"parquet"})
+def splits(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore) -> MaterializeResult:
+    """Train/val/test segments with exact per-class counts; every video in exactly one split."""
+    settings = profile.load()
+    folder = store.folder("splits")
+    used = settings.model_dump(mode="json", include={"splits", "seed", "classes"})
+    inputs = {"segments": upstream_fingerprint(store, "segments")}
+    expected = fingerprint(SPLITS_VERSION, used, inputs)
+    if (cached := reuse(context, folder, expected)) is not None:
+        return cached
+    timer = Timer()
+    segments = pd.read_parquet(store.folder("segments") / "segments.parquet")
+    segments = segments[segments.class_name.isin(settings.class_names)]
+    missing = sorted(set(settings.class_names) - set(segments.class_name))
+    if missing:
+        raise ValueError(
+            f"classes {missing} have no usable segment; check `vegas_clips` and the skipped-clips table of `segments`."
+        )
+    table = make_splits(segments, dict(settings.splits.items()), settings.seed)
+    write_parquet_atomic(folder / "splits.parquet", table)
+    counts = table.pivot_table(index="class_name", columns="split", values="segment", aggfunc="size")
+    videos = table.groupby("split").clip_id.nunique()
+    metadata = {
+        "segments": len(table),
+        **{f"{split}_segments": int((table.split == split).sum()) for split in SPLITS},
+        **{f"{split}_videos": int(videos.get(split, 0)) for split in SPLITS},
+        "per_class": markdown_table(counts[list(SPLITS)].reset_index()),
+        "seconds": timer.seconds,
+        "table_path": str(folder / "splits.parquet"),
+    }
+    manifest = write_manifest(folder, expected, settings=used, inputs=inputs, files=[folder / "splits.parquet"], metadata=metadata)
+    return result_from(manifest)
+
+
+def shard_order(table: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """A split's rows with its videos in seeded order (classes interleaved), each video's seconds together.
+
+    Keeping a video's seconds adjacent means one cache read per video; shuffling videos mixes classes
+    within every shard for streaming readers.
+    """
+    clip_ids = np.array(sorted(table.clip_id.unique()))
+    order = np.random.default_rng(seed).permutation(len(clip_ids))
+    rank = pd.Series(np.arange(len(clip_ids)), index=clip_ids[order])
+    return table.assign(_rank=table.clip_id.map(rank)).sort_values(["_rank", "segment"]).drop(columns="_rank")
+
+
+@asset(group_name="dataset", code_version=SHARDS_VERSION, deps=["splits", "segments"], kinds={"webdataset"})
+def shards(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore) -> MaterializeResult:
+    """WebDataset tars `{train,val,test}-NNNNNN.tar`: `.mel.npy` (unscaled float16), `.frame.npy|png`, `.json`."""
+    settings = profile.load()
+    folder = store.folder("shards")
+    used = settings.model_dump(mode="json", include={"shards", "seed"})
+    inputs = {key: upstream_fingerprint(store, key) for key in ("splits", "segments")}
+    expected = fingerprint(SHARDS_VERSION, used, inputs)
+    if (cached := reuse(context, folder, expected)) is not None:
+        return cached
+    timer = Timer()
+    table = pd.read_parquet(store.folder("splits") / "splits.parquet")
+    sources = pd.read_parquet(store.folder("segments") / "segments.parquet", columns=["clip_id", "source"])
+    table = table.merge(sources.drop_duplicates("clip_id"), on="clip_id", how="left")
+    cache_dir = segments_cache_dir(store)
+    for stale in folder.glob("*.tar"):  # shards of other settings would be mistaken for this split's
+        stale.unlink()
+
+    progress = Progress(len(table), "writing shards", log=context.log.info, unit="samples")
+    written, per_split = [], {}
+    for split_index, split in enumerate(SPLITS):
+        rows = shard_order(table[table.split == split], settings.seed + split_index)
+        samples = (
+            Sample(
+                key=sample_key(row.clip_id, row.segment),
+                mel=mel,
+                frame=frame,
+                meta={
+                    "clip_id": row.clip_id,
+                    "class_name": row.class_name,
+                    "segment": int(row.segment),
+                    "split": split,
+                    "source": row.source,
+                    "mel_scaled": False,
+                },
+            )
+            for row, frame, mel in iter_segments(rows, cache_dir)
+        )
+        count = 0
+        for index, batch in enumerate(batched(samples, settings.shards.samples_per_shard)):
+            path = folder / shard_name(split, index)
+            write_shard(path, batch, settings.shards.frame_format)
+            written.append(path)
+            count += len(batch)
+            progress.advance(len(batch))
+        per_split[split] = {"samples": count, "shards": sum(p.name.startswith(split) for p in written)}
+
+    total_bytes = sum(p.stat().st_size for p in written)
+    metadata = {
+        "samples": len(table),
+        **{f"{split}_samples": per_split[split]["samples"] for split in SPLITS},
+        "shards": len(written),
+        "megabytes": round(total_bytes / 1e6, 2),
+        "frame_format": settings.shards.frame_format,
+        "seconds": timer.seconds,
+        "shards_path": str(folder),
+    }
+    manifest = write_manifest(
+        folder, expected, settings=used, inputs=inputs, files=written, metadata=metadata, splits=per_split
+    )
+    return result_from(manifest)

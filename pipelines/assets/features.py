@@ -1,0 +1,127 @@
+"""`segments` (frames + log-mels of every usable second) and `spectrogram_stats` (training split only)."""
+
+
+import pandas as pd
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from pipelines.assets.common import Timer, markdown_table, result_from, reuse, upstream_fingerprint
+from pipelines.data.files import write_json_atomic, write_parquet_atomic
+from pipelines.data.manifests import fingerprint, write_manifest
+from pipelines.data.previews import frames_and_spectrograms_png, png_markdown
+from pipelines.data.segments import ClipJob, extract_segments, iter_segments, read_cached
+from pipelines.data.stats import spectrogram_stats as compute_stats
+from pipelines.resources import ArtifactStore, S2IProfile
+
+SEGMENTS_VERSION = "1"
+STATS_VERSION = "1"
+
+
+def segment_cache_dir(store: ArtifactStore, feature_fingerprint: str):
+    return store.folder("segments") / "clips" / feature_fingerprint
+
+
+def _preview(segments: pd.DataFrame, cache_dir, per_class: int = 2) -> str:
+    picks = segments.groupby("class_name", sort=True).head(per_class)
+    frames, mels, titles = [], [], []
+    for row in picks.itertuples(index=False):
+        clip_frames, clip_mels = read_cached(cache_dir, row.clip_id)
+        frames.append(clip_frames[row.segment])
+        mels.append(clip_mels[row.segment])
+        titles.append(f"{row.class_name}\n{row.clip_id[-14:]} s{row.segment}")
+    return png_markdown(frames_and_spectrograms_png(frames, mels, titles), "frames and log-mels")
+
+
+@asset(group_name="features", code_version=SEGMENTS_VERSION, deps=["vegas_clips"], kinds={"ffmpeg", "torchaudio"})
+def segments(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore) -> MaterializeResult:
+    """Every usable 1 s segment: central 96x96 frame and 100x128 log-mel, cached per clip on disk."""
+    settings = profile.load()
+    folder = store.folder("segments")
+    feature_settings = settings.model_dump(mode="json", include={"features"})
+    inputs = {"vegas_clips": upstream_fingerprint(store, "vegas_clips")}
+    expected = fingerprint(SEGMENTS_VERSION, feature_settings, inputs)
+    if (cached := reuse(context, folder, expected)) is not None:
+        return cached
+
+    timer = Timer()
+    clips = pd.read_parquet(store.folder("vegas_clips") / "clips.parquet")
+    usable = clips[clips.status == "ok"]
+    jobs = [ClipJob(r.clip_id, r.class_name, r.path, r.source) for r in usable.itertuples(index=False)]
+    cache_dir = segment_cache_dir(store, fingerprint(SEGMENTS_VERSION, feature_settings, {}))
+    table, skipped, counts = extract_segments(
+        jobs,
+        cache_dir,
+        workers=settings.workers,
+        frame_size=settings.features.frame_size,
+        sample_rate=settings.features.sample_rate,
+        log=context.log.info,
+    )
+    ingest_failures = clips[clips.status != "ok"][["clip_id", "class_name", "source", "reason"]].assign(
+        detail="", stage="ingest"
+    )
+    skipped = pd.concat([ingest_failures, skipped.assign(stage="extraction")], ignore_index=True)
+    table = table.assign(cache=[f"clips/{cache_dir.name}/{c}.npz" for c in table.clip_id])
+    write_parquet_atomic(folder / "segments.parquet", table)
+    write_parquet_atomic(folder / "skipped_clips.parquet", skipped)
+
+    by_reason = skipped.groupby(["stage", "reason"]).size().rename("clips").reset_index()
+    per_class = table.groupby("class_name").agg(clips=("clip_id", "nunique"), segments=("segment", "size"))
+    metadata = {
+        **counts,
+        "clips_skipped": len(skipped),
+        "skipped_by_reason": markdown_table(by_reason),
+        "per_class": markdown_table(per_class.reset_index()),
+        "seconds": timer.seconds,
+        "clips_per_second": round(counts["clips"] / max(timer.seconds, 1e-6), 2),
+        "table_path": str(folder / "segments.parquet"),
+        "skipped_table_path": str(folder / "skipped_clips.parquet"),
+    }
+    if len(table):
+        metadata["preview"] = _preview(table, cache_dir)
+    manifest = write_manifest(
+        folder,
+        expected,
+        settings=feature_settings,
+        inputs=inputs,
+        files=[folder / "segments.parquet", folder / "skipped_clips.parquet"],
+        metadata=metadata,
+        cache_dir=str(cache_dir.relative_to(folder)),
+    )
+    return result_from(manifest)
+
+
+@asset(group_name="features", code_version=STATS_VERSION, deps=["segments", "splits"], kinds={"numpy"})
+def spectrogram_stats(context: AssetExecutionContext, store: ArtifactStore) -> MaterializeResult:
+    """Log-mel scaling statistics (global min/max, per-band mean/std) from the training split only."""
+    folder = store.folder("spectrogram_stats")
+    inputs = {key: upstream_fingerprint(store, key) for key in ("segments", "splits")}
+    expected = fingerprint(STATS_VERSION, {}, inputs)
+    if (cached := reuse(context, folder, expected)) is not None:
+        return cached
+    timer = Timer()
+    splits = pd.read_parquet(store.folder("splits") / "splits.parquet")
+    train = splits[splits.split == "train"]
+    cache_dir = segments_cache_dir(store)
+    stats = compute_stats(mel for _row, _frame, mel in iter_segments(train, cache_dir))
+    stats["segments"] = len(train)
+    write_json_atomic(folder / "stats.json", stats)
+    metadata = {
+        "train_segments": len(train),
+        "min": stats["min"],
+        "max": stats["max"],
+        "mean": stats["mean"],
+        "seconds": timer.seconds,
+        "stats_path": str(folder / "stats.json"),
+    }
+    manifest = write_manifest(folder, expected, settings={}, inputs=inputs, files=[folder / "stats.json"], metadata=metadata)
+    return result_from(manifest)
+
+
+def segments_cache_dir(store: ArtifactStore):
+    """The per-clip cache the current `segments` materialization points at."""
+    from pipelines.data.manifests import read_manifest
+
+    folder = store.folder("segments")
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise RuntimeError("`segments` has not been materialized: materialize it first.")
+    return folder / manifest.data["cache_dir"]

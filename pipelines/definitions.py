@@ -1,0 +1,24 @@
+"""The Dagster code location: `dagster dev` / `dagster asset materialize -m pipelines`.
+
+Loading stays fast and torch-free: assets import heavy libraries inside their bodies.
+"""
+
+from __future__ import annotations
+
+from dagster import Definitions, define_asset_job, load_asset_checks_from_modules, load_assets_from_modules
+
+from pipelines import checks
+from pipelines.assets import dataset, features, ingest
+from pipelines.profile import load_profile
+from pipelines.resources import default_resources
+
+_resources = default_resources()
+# Fail at load, not mid-run, when the profile is invalid: the message names the key and the value.
+load_profile(_resources["profile"].profile)
+
+all_assets = load_assets_from_modules([ingest, features, dataset])
+all_checks = load_asset_checks_from_modules([checks])
+
+s2i_job = define_asset_job("s2i_job", selection="*", description="Every asset of the pipeline, in order.")
+
+defs = Definitions(assets=all_assets, asset_checks=all_checks, jobs=[s2i_job], resources=_resources)

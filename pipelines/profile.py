@@ -1,0 +1,230 @@
+"""Profiles: one YAML file of settings per way of running the pipeline, validated into typed settings.
+
+`S2I_PROFILE` names a built-in profile (`demo`, `vegas`) or a path to a YAML file. A file may start
+from another with `base: demo` (or `base: vegas`, or a path) and override keys; mappings merge key by
+key. Relative paths inside a file are relative to that file. Any unknown key or bad value fails at load
+with a message naming the file, the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipelines.data.classes import VEGAS_CLASSES
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "assets_config"
+DEFAULT_PROFILE = "demo"
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used; the message says which file and key, and what to do."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DemoSource(_Strict):
+    """Synthetic clips made with ffmpeg by `pipelines.data.demo`."""
+
+    kind: Literal["demo"]
+    clips_per_class: int = Field(24, ge=2, le=10_000)
+
+
+class LocalSource(_Strict):
+    """A VEGAS copy on disk, laid out `<root>/<class>/videos/*.mp4`."""
+
+    kind: Literal["local"]
+    root: Path
+
+
+class YoutubeSource(_Strict):
+    """AudioSet-style manifest rows `class_name,ytid,start_seconds,end_seconds` fetched with yt-dlp."""
+
+    kind: Literal["youtube"]
+    manifest: Path
+    download_workers: int = Field(4, ge=1, le=64)
+    retries: int = Field(3, ge=0, le=20)
+    timeout_s: float = Field(120.0, gt=0)
+
+
+Source = Annotated[DemoSource | LocalSource | YoutubeSource, Field(discriminator="kind")]
+
+
+class SplitSizes(_Strict):
+    """One-second segments per class in each split (the paper: 9789 / 1115 / 1365)."""
+
+    train: int = Field(ge=1)
+    val: int = Field(ge=1)
+    test: int = Field(ge=1)
+
+    def items(self) -> list[tuple[str, int]]:
+        return [("train", self.train), ("val", self.val), ("test", self.test)]
+
+
+class FeatureSettings(_Strict):
+    sample_rate: Literal[16000] = 16000
+    frame_size: int = Field(96, ge=16, le=512)
+    n_mels: Literal[128] = 128
+
+
+class ShardSettings(_Strict):
+    samples_per_shard: int = Field(2000, ge=1)
+    frame_format: Literal["npy", "png"] = "npy"
+
+
+class Profile(_Strict):
+    """Validated settings. `name` and `path` say where they came from."""
+
+    name: str
+    path: Path | None = None
+    seed: int = Field(ge=0, lt=2**32)
+    workers: int = Field(ge=1, le=256)
+    source: Source
+    classes: dict[str, str]
+    splits: SplitSizes
+    features: FeatureSettings = FeatureSettings()
+    shards: ShardSettings = ShardSettings()
+
+    @field_validator("classes")
+    @classmethod
+    def _class_keys(cls, classes: dict[str, str]) -> dict[str, str]:
+        if not classes:
+            raise ValueError("at least one class is needed, e.g. dog: Dog")
+        for key in classes:
+            if not re.fullmatch(r"[a-z0-9_]+", key):
+                raise ValueError(f"class key {key!r} must be lower-case letters, digits and _ (e.g. baby_cry)")
+        return classes
+
+    @model_validator(mode="after")
+    def _demo_classes(self) -> Profile:
+        if isinstance(self.source, DemoSource):
+            unknown = sorted(set(self.classes) - set(VEGAS_CLASSES))
+            if unknown:
+                raise ValueError(
+                    f"the demo source can only make the classes {sorted(VEGAS_CLASSES)}; not {unknown}"
+                )
+        return self
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.classes)
+
+    def section_fingerprint(self, *keys: str) -> str:
+        """A stable hash of the named top-level settings (what an asset's output depends on)."""
+        data = self.model_dump(mode="json", include=set(keys))
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _resolve_profile_path(name_or_path: str, relative_to: Path | None = None) -> Path:
+    if name_or_path in ("demo", "vegas"):
+        return PROFILE_DIR / f"{name_or_path}.yaml"
+    path = Path(name_or_path).expanduser()
+    if not path.is_absolute() and relative_to is not None:
+        path = relative_to / path
+    if not path.is_file():
+        raise ProfileError(
+            f"profile {name_or_path!r}: no such built-in profile (demo, vegas) and no file at {path}. "
+            "Set S2I_PROFILE to demo, vegas, or the path of a YAML profile."
+        )
+    return path.resolve()
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            # A new source kind replaces the old source instead of mixing keys of two kinds.
+            if key == "source" and value.get("kind", merged[key].get("kind")) != merged[key].get("kind"):
+                merged[key] = value
+            else:
+                merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _make_paths_absolute(data: dict[str, Any], folder: Path) -> None:
+    source = data.get("source")
+    if isinstance(source, dict):
+        for key in ("root", "manifest"):
+            value = source.get(key)
+            if isinstance(value, str):
+                path = Path(value).expanduser()
+                source[key] = str(path if path.is_absolute() else (folder / path).resolve())
+
+
+def _read_layers(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path in seen:
+        raise ProfileError(f"profile {path}: `base` chain loops: {' -> '.join(map(str, seen + (path,)))}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ProfileError(f"profile {path}: not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise ProfileError(f"profile {path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    _make_paths_absolute(data, path.parent)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ProfileError(f"profile {path}: base = {base!r}: must be demo, vegas or a path to a YAML file")
+    return _merge(_read_layers(_resolve_profile_path(base, path.parent), seen + (path,)), data)
+
+
+_SOURCE_KINDS: dict[str, type[BaseModel]] = {"demo": DemoSource, "local": LocalSource, "youtube": YoutubeSource}
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed at `loc`, pydantic's location with source-kind tags (for 'unknown key' messages)."""
+    parts = loc[:-1]
+    for index, part in enumerate(parts):
+        if part in _SOURCE_KINDS:
+            model = _SOURCE_KINDS[part]
+            continue
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif index + 1 < len(parts) and parts[index + 1] in _SOURCE_KINDS:
+            continue
+        else:
+            return []
+    return [name for name in model.model_fields if name not in ("name", "path")]
+
+
+def _explain(error: ValidationError, path: Path) -> str:
+    lines = []
+    for item in error.errors():
+        loc = tuple(part for part in item["loc"] if part not in _SOURCE_KINDS)
+        key = ".".join(str(part) for part in loc) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            allowed = _allowed_keys(Profile, item["loc"])
+            hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+            lines.append(f"  {key}: unknown key{hint}")
+        elif item["type"] == "missing":
+            lines.append(f"  {key}: required but missing")
+        else:
+            lines.append(f"  {key} = {item.get('input')!r}: {item['msg']}")
+    return f"profile {path} is not valid:\n" + "\n".join(lines)
+
+
+def load_profile(name_or_path: str | None = None) -> Profile:
+    """Load `name_or_path`, or `S2I_PROFILE`, or the demo profile."""
+    name_or_path = name_or_path or os.environ.get("S2I_PROFILE") or DEFAULT_PROFILE
+    path = _resolve_profile_path(name_or_path)
+    data = _read_layers(path)
+    data.setdefault("name", path.stem)
+    data["path"] = str(path)
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as error:
+        raise ProfileError(_explain(error, path)) from None
