@@ -6,7 +6,7 @@ import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 
 from pipelines.assets.features import segments_cache_dir
-from pipelines.data.manifests import read_manifest
+from pipelines.data.artifact_manifest import read_manifest
 from pipelines.data.segments import read_cached
 from pipelines.data.splits import SPLITS, split_problems
 from pipelines.resources import ArtifactStore, S2IProfile

@@ -15,7 +15,9 @@ def test_definitions_load_fast_without_torch():
     timings = []
     for _ in range(3):
         started = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split("\n")
         timings.append(float(out[0]))
         assert time.perf_counter() - started < 30
     assert min(timings) < 1.5, f"loading pipelines.definitions took {min(timings):.2f} s"
@@ -28,5 +30,7 @@ def test_libraries_do_not_import_dagster():
         "import sys, pipelines.data.splits, pipelines.data.shards, pipelines.data.segments, pipelines.data.vegas, "
         "pipelines.media.mp4, pipelines.profile; print('dagster' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "False"

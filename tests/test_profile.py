@@ -30,7 +30,9 @@ def test_environment_selects_profile(monkeypatch):
 
 def test_base_and_override_with_relative_root(tmp_path):
     (tmp_path / "VEGAS").mkdir()
-    path = write(tmp_path, "base: vegas\nsource: {kind: local, root: VEGAS}\nsplits: {train: 10}\nworkers: 3\n")
+    path = write(
+        tmp_path, "base: vegas\nsource: {kind: local, root: VEGAS}\nsplits: {train: 10}\nworkers: 3\n"
+    )
     profile = load_profile(path)
     assert profile.source.root == (tmp_path / "VEGAS").resolve()
     assert (profile.splits.train, profile.splits.val) == (10, 1115)  # merged key by key

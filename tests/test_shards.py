@@ -15,7 +15,12 @@ def make_samples(count: int, seed: int = 0) -> list[Sample]:
             key=sample_key(f"dog-video_{i:05d}", i % 10),
             mel=rng.normal(size=(100, 128)).astype(np.float16),
             frame=rng.integers(0, 256, size=(96, 96, 3), dtype=np.uint8),
-            meta={"clip_id": f"dog-video_{i:05d}", "class_name": "dog", "segment": i % 10, "source": f"dog/{i}.mp4"},
+            meta={
+                "clip_id": f"dog-video_{i:05d}",
+                "class_name": "dog",
+                "segment": i % 10,
+                "source": f"dog/{i}.mp4",
+            },
         )
         for i in range(count)
     ]

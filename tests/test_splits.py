@@ -5,7 +5,9 @@ import pytest
 from pipelines.data.splits import SPLITS, SplitError, make_splits, split_problems
 
 
-def synthetic_segments(videos_per_class: int = 30, classes=("dog", "fireworks"), seed: int = 0) -> pd.DataFrame:
+def synthetic_segments(
+    videos_per_class: int = 30, classes=("dog", "fireworks"), seed: int = 0
+) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     rows = []
     for class_name in classes:
@@ -36,7 +38,9 @@ def test_exact_counts_and_video_disjoint():
 def test_seeded_and_deterministic():
     segments = synthetic_segments()
     first = make_splits(segments, SIZES, seed=7)
-    again = make_splits(segments.sample(frac=1.0, random_state=3), SIZES, seed=7)  # input order must not matter
+    again = make_splits(
+        segments.sample(frac=1.0, random_state=3), SIZES, seed=7
+    )  # input order must not matter
     other = make_splits(segments, SIZES, seed=8)
     pd.testing.assert_frame_equal(first, again)
     assert not first.equals(other)
@@ -45,7 +49,9 @@ def test_seeded_and_deterministic():
 def test_too_small_class_is_named():
     segments = synthetic_segments(videos_per_class=30, classes=("dog",))
     small = synthetic_segments(videos_per_class=4, classes=("fireworks",))
-    with pytest.raises(SplitError, match=r"class 'fireworks' is too small: 4 videos give \d+ usable segments"):
+    with pytest.raises(
+        SplitError, match=r"class 'fireworks' is too small: 4 videos give \d+ usable segments"
+    ):
         make_splits(pd.concat([segments, small]), SIZES, seed=1)
 
 

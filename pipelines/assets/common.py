@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
-from pipelines.data.manifests import Manifest, read_manifest, reusable_manifest
+from pipelines.data.artifact_manifest import Manifest, read_manifest, reusable_manifest
 from pipelines.resources import ArtifactStore
 
 

@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 from pipelines.assets.common import Timer, markdown_table, result_from, reuse, upstream_fingerprint
 from pipelines.assets.features import segments_cache_dir
 from pipelines.data.files import write_parquet_atomic
-from pipelines.data.manifests import fingerprint, write_manifest
+from pipelines.data.artifact_manifest import fingerprint, write_manifest
 from pipelines.data.progress import Progress
 from pipelines.data.segments import iter_segments
 from pipelines.data.shards import Sample, batched, sample_key, shard_name, write_shard

@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from pipelines.assets.common import Timer, markdown_table, result_from
 from pipelines.data.files import write_parquet_atomic
-from pipelines.data.manifests import fingerprint, read_manifest, write_manifest
+from pipelines.data.artifact_manifest import fingerprint, read_manifest, write_manifest
 from pipelines.data.vegas import CLIP_COLUMNS, ClipRecord, scan_local
 from pipelines.profile import DemoSource, LocalSource, Profile, YoutubeSource
 from pipelines.resources import ArtifactStore, S2IProfile

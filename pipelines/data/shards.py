@@ -106,15 +106,25 @@ class SplitArrays:
         return len(self.meta)
 
 
+_NPY_HEADERS: dict[bytes, tuple[np.dtype, tuple[int, ...], bool, int]] = {}
+
+
 def _npy_view(payload: memoryview) -> np.ndarray:
-    """Decode .npy bytes without copying the data (the header says dtype and shape)."""
-    stream = io.BytesIO(payload[:TAR_BLOCK * 2].tobytes())
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-    else:
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-    offset = stream.tell()
+    """Decode .npy bytes without copying the data; headers repeat, so each is parsed once."""
+    major = payload[6]
+    length_bytes = 2 if major == 1 else 4
+    header_end = 8 + length_bytes + int.from_bytes(payload[8 : 8 + length_bytes], "little")
+    header = bytes(payload[:header_end])
+    parsed = _NPY_HEADERS.get(header)
+    if parsed is None:
+        stream = io.BytesIO(header)
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        parsed = _NPY_HEADERS[header] = (dtype, shape, fortran, header_end)
+    dtype, shape, fortran, offset = parsed
     array = np.frombuffer(payload[offset:], dtype=dtype, count=int(np.prod(shape)))
     return array.reshape(shape, order="F" if fortran else "C")
 
