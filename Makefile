@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export S2I_PROFILE ?= demo
 
-.PHONY: setup demo dev test test-all bench lint lock clean-data
+.PHONY: setup demo dev test bench lint lock clean-data
 
 setup: $(VENV)/.installed
 
@@ -30,9 +30,6 @@ dev: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m pipelines -h 127.0.0.1 -p 3000
 
 test: setup
-	$(BIN)/python -m pytest -m "not slow and not gpu"
-
-test-all: setup
 	$(BIN)/python -m pytest -m "not gpu"
 
 bench: setup

@@ -5,7 +5,13 @@ Loading stays fast and torch-free: assets import heavy libraries inside their bo
 
 from __future__ import annotations
 
-from dagster import Definitions, define_asset_job, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import (
+    AssetSelection,
+    Definitions,
+    define_asset_job,
+    load_asset_checks_from_modules,
+    load_assets_from_modules,
+)
 
 from pipelines import checks
 from pipelines.assets import dataset, features, ingest
@@ -19,6 +25,6 @@ load_profile(_resources["profile"].profile)
 all_assets = load_assets_from_modules([ingest, features, dataset])
 all_checks = load_asset_checks_from_modules([checks])
 
-s2i_job = define_asset_job("s2i_job", selection="*", description="Every asset of the pipeline, in order.")
+s2i_job = define_asset_job("s2i_job", selection=AssetSelection.all(), description="Every asset of the pipeline, in order.")
 
 defs = Definitions(assets=all_assets, asset_checks=all_checks, jobs=[s2i_job], resources=_resources)

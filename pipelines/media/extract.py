@@ -1,0 +1,349 @@
+"""One ffmpeg process per clip: every segment's central frame (96x96 RGB) and the clip's audio (16 kHz mono).
+
+A clip of D seconds yields K one-second segments, segment k = [k, k+1) s (SPEC §2). Segment k is usable only
+if both streams cover [k, k+1); its image is the frame displayed at t = k + 0.5 s, square-centre-cropped and
+resized; its sound is the 16,000 samples of [k, k+1). A clip that yields no segment raises `ClipError`,
+whose `reason` is one of `SKIP_REASONS` so the clip table can count skips by cause.
+
+The single ffmpeg call decodes each stream once (DESIGN §5, §8) and writes frames, audio and its log to
+files in a temporary folder (no pipe to fill up and block it):
+
+    [0:V:0] showinfo -> setpts(-0.5 s) -> fps=1 (round up) -> square centre crop -> scale 96x96 -> rgb24
+    [0:a:0] aresample (16 kHz, mono, float, timestamps filled from 0)
+
+- Central frames: after shifting time by -0.5 s, `fps=1:round=up` emits at each whole output second k the
+  last input frame with timestamp <= k, i.e. the frame displayed at k + 0.5, for any input rate, constant or
+  variable (a frame held across several half-seconds is repeated). `fps=1:start_time=0.5` instead rounds
+  0.5 to 1 in its one-second time base and emits the frames at 1, 2, ... 9 s (9 for 10 s). Only the K
+  chosen frames reach crop and scale, so beyond decoding the video costs next to nothing.
+- Crop: the largest centred square in display geometry (non-square pixels are honoured through the
+  stream's sample aspect ratio), then swscale's bicubic down to 96x96, converted to RGB in the same step.
+- Video extent: `showinfo` (checksums off) logs every decoded frame's timestamp and duration; the video
+  covers up to the last frame's timestamp + duration. It costs ~5 % of the decode.
+- Streams are found from ffmpeg's own input listing (no ffprobe exists): an input without a video or audio
+  stream makes the filter graph fail at start-up, before any decoding, and the listing says which is missing.
+- Threads: one decoder thread and one filter thread by default. Extraction runs one clip per core in a
+  process pool, where ffmpeg's frame threads only add CPU time (measured in benchmarks/bench_extract.py).
+
+Time 0 is the start of the earliest stream (ffmpeg's default). A stream that starts a little later is taken
+to cover the gap: the first video frame is held from 0, audio is padded with silence (`first_pts=0`).
+A stream that ends less than COVERAGE_TOLERANCE_S short of a whole second still counts as covering it.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.media.ffmpeg_binary import ffmpeg_exe
+
+SKIP_REASONS = (
+    "missing file",
+    "empty file",
+    "unreadable",
+    "not a video",
+    "no video stream",
+    "no audio stream",
+    "shorter than 1 s",
+    "silent audio",
+)
+
+# A stream that stops this short of a whole second still counts as covering it: cut clips often end one
+# video frame (33-42 ms) or one AAC frame (21-23 ms) early. Missing audio samples are filled by mirroring
+# the segment's tail.
+COVERAGE_TOLERANCE_S = 0.05
+
+# Peak amplitude (full scale = 1.0) below which the clip's K seconds count as digital silence: under one
+# 16-bit step, so decoder and resampler rounding noise on true silence stays below it.
+SILENCE_PEAK = 1.0 / 32768
+
+# Downscaling filter of swscale for the square crop -> frame_size: bicubic, with exact rounding and full
+# chroma interpolation (swscale widens the kernel when shrinking, so it low-passes like an area filter
+# but keeps more detail).
+SCALE_FLAGS = "bicubic+accurate_rnd+full_chroma_int"
+
+DETAIL_LINES = 12
+_SHOWINFO_NAME = "showinfo@s2iclock"
+_SHOWINFO_LINE = re.compile(
+    r"\bn:\s*\d+\s+pts:\s*\S+\s+pts_time:(\S+)\s+duration:\s*\S+\s+duration_time:(\S+)"
+)
+_INPUT_LINE = re.compile(r"^Input #0, (.+?), from ")
+_STREAM_LINE = re.compile(r"^\s*Stream #0:\d+\S*: (Video|Audio|Subtitle|Data|Attachment): (.*)$")
+# Demuxers that read a single picture: such a file is an image, not a video.
+_IMAGE_FORMATS = re.compile(r"(^|,)(image2|\w+_pipe)(,|$)")
+_TEXT_PREFIXES = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"{", b"[")
+
+
+class ClipError(Exception):
+    """A clip that yields no segment.
+
+    .path, .reason (one of SKIP_REASONS), .detail (what was found, and ffmpeg's last stderr lines).
+    """
+
+    def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
+        if reason not in SKIP_REASONS:
+            raise ValueError(f"unknown skip reason {reason!r}; expected one of {SKIP_REASONS}")
+        self.path = str(path)
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{self.path}: {reason}" + (f" ({detail})" if detail else ""))
+
+    def __reduce__(self):
+        # Rebuild from the three fields, so the error survives a process pool's pickling.
+        return (type(self), (self.path, self.reason, self.detail))
+
+
+@dataclass(frozen=True)
+class ClipMedia:
+    """A clip's K usable segments, index k = second [k, k+1)."""
+
+    frames: np.ndarray  # (K, S, S, 3) uint8: frame k = central frame at t = k + 0.5 s, square centre crop
+    audio: np.ndarray  # (K, sample_rate) float32 mono: samples of second [k, k+1)
+    duration: float  # seconds decoded (min of the two streams)
+
+    @property
+    def segments(self) -> int:
+        return int(self.frames.shape[0])
+
+
+@dataclass(frozen=True)
+class _InputListing:
+    """What ffmpeg's input listing says: container format and stream kinds."""
+
+    format_name: str | None
+    video_streams: int  # moving-picture streams; cover art ("attached pic") excluded
+    audio_streams: int
+    other_streams: int
+    low_score_probe: bool  # ffmpeg guessed the format with little confidence: likely garbage
+
+
+def _filter_graph(frame_size: int, sample_rate: int) -> str:
+    square_w = "min(iw,ih/sar)"  # crop's `sar` is 1 when the input declares none
+    square_h = "min(ih,iw*sar)"
+    video = (
+        f"[0:V:0]{_SHOWINFO_NAME}=checksum=0,"
+        "setpts=PTS-0.5/TB,fps=1:round=up:start_time=0,"
+        f"crop=w='{square_w}':h='{square_h}',"
+        f"scale={frame_size}:{frame_size}:flags={SCALE_FLAGS},setsar=1,format=rgb24[frames]"
+    )
+    audio = f"[0:a:0]aresample={sample_rate}:async=1:first_pts=0:ochl=mono:osf=flt[audio]"
+    return f"{video};{audio}"
+
+
+def _ffmpeg_command(
+    path: Path, frames_out: Path, audio_out: Path, frame_size: int, sample_rate: int, threads: int | None
+) -> list[str]:
+    # threads=None leaves ffmpeg's defaults (frame threads and filter threads = number of cores)
+    decoder_threads = [] if threads is None else ["-threads", str(threads)]
+    filter_threads = [] if threads is None else ["-filter_threads", str(threads)]
+    return [
+        ffmpeg_exe(),
+        *("-nostdin", "-hide_banner", "-nostats"),
+        *("-loglevel", "info"),  # the input listing and showinfo's frame lines are at this level
+        *decoder_threads,
+        *("-i", str(path)),
+        *filter_threads,
+        *("-filter_complex", _filter_graph(frame_size, sample_rate)),
+        *("-map", "[frames]", "-fps_mode", "passthrough", "-f", "rawvideo", "-y", str(frames_out)),
+        *("-map", "[audio]", "-f", "f32le", "-y", str(audio_out)),
+    ]
+
+
+def _parse_listing(stderr: str) -> _InputListing:
+    format_name = None
+    counts = {"video": 0, "audio": 0, "other": 0}
+    in_input = False
+    for line in stderr.splitlines():
+        if match := _INPUT_LINE.match(line):
+            format_name, in_input = match.group(1), True
+            continue
+        if line.startswith(("Output #", "Stream mapping", "[")):
+            in_input = False
+        if in_input and (match := _STREAM_LINE.match(line)):
+            kind, description = match.groups()
+            if kind == "Video" and "(attached pic)" not in description:
+                counts["video"] += 1
+            elif kind == "Audio":
+                counts["audio"] += 1
+            else:
+                counts["other"] += 1
+    return _InputListing(
+        format_name=format_name,
+        video_streams=counts["video"],
+        audio_streams=counts["audio"],
+        other_streams=counts["other"],
+        low_score_probe="misdetection possible" in stderr,
+    )
+
+
+def _video_extent(stderr: str) -> tuple[int, float]:
+    """(frames decoded, end of the last frame in seconds) from showinfo's per-frame lines."""
+    times: list[tuple[float, float]] = []
+    for line in stderr.splitlines():
+        if _SHOWINFO_NAME in line and (match := _SHOWINFO_LINE.search(line)):
+            try:
+                times.append((float(match.group(1)), float(match.group(2))))
+            except ValueError:  # NOPTS: a frame without a timestamp tells nothing about the extent
+                continue
+    if not times:
+        return 0, 0.0
+    last_start, last_duration = times[-1]
+    if last_duration <= 0 and len(times) > 1:
+        # No duration on the last frame: assume it lasts as long as the typical frame before it.
+        last_duration = float(np.median(np.diff([start for start, _ in times])))
+    return len(times), last_start + max(last_duration, 0.0)
+
+
+def _stderr_tail(stderr: str, lines: int = DETAIL_LINES) -> str:
+    """ffmpeg's last messages, without the per-frame showinfo lines."""
+    kept = [line for line in stderr.splitlines() if line.strip() and _SHOWINFO_NAME not in line]
+    return "\n".join(kept[-lines:])
+
+
+def _looks_like_text(path: Path) -> str | None:
+    """A short description if the file starts like a text document (an HTML error page, JSON), else None."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if stripped.startswith(_TEXT_PREFIXES):
+        return f"the file is text, starting {head[:40]!r}: a web page saved in place of a video?"
+    printable = sum(32 <= byte < 127 or byte in b"\t\r\n" for byte in head)
+    if head and printable / len(head) > 0.95:
+        return f"the file is plain text, it starts with {head[:40]!r}"
+    return None
+
+
+def _failure_reason(path: Path, listing: _InputListing, stderr: str) -> tuple[str, str]:
+    """Why ffmpeg failed before producing anything: (reason, detail)."""
+    tail = _stderr_tail(stderr)
+    if listing.format_name is None:  # ffmpeg could not open it as media at all
+        if text := _looks_like_text(path):
+            return "not a video", f"{text}\n{tail}"
+        return "unreadable", tail
+    if listing.low_score_probe:
+        guess = f"ffmpeg could only guess the format ({listing.format_name}): damaged, or not media"
+        return "unreadable", f"{guess}\n{tail}"
+    if _IMAGE_FORMATS.search(listing.format_name):
+        return "not a video", f"a still image ({listing.format_name})\n{tail}"
+    if listing.video_streams == 0 and listing.audio_streams == 0:
+        return "not a video", f"no audio or video stream in this {listing.format_name} file\n{tail}"
+    found = f"{listing.video_streams} video, {listing.audio_streams} audio streams ({listing.format_name})"
+    if listing.video_streams == 0:
+        return "no video stream", f"{found} (cover art does not count)\n{tail}"
+    if listing.audio_streams == 0:
+        return "no audio stream", f"{found}\n{tail}"
+    return "unreadable", tail
+
+
+def _segment_audio(samples: np.ndarray, segments: int, sample_rate: int) -> np.ndarray:
+    """(segments, sample_rate) float32; a tail short by at most the tolerance is mirrored to fill it."""
+    needed = segments * sample_rate
+    if samples.size < needed:
+        missing = needed - samples.size
+        samples = np.concatenate([samples, samples[-missing:][::-1]])
+    return np.ascontiguousarray(samples[:needed].reshape(segments, sample_rate), dtype=np.float32)
+
+
+def extract_clip(
+    path: str | Path,
+    *,
+    frame_size: int = 96,
+    sample_rate: int = 16000,
+    timeout_s: float = 300,
+    threads: int | None = 1,
+) -> ClipMedia:
+    """Decode one clip once: its K usable segments' central frames and audio. Raises ClipError if K = 0.
+
+    `threads`: ffmpeg's decoder and filter threads; 1 suits a pool of one clip per core, None leaves
+    ffmpeg's defaults (faster for one clip alone, more CPU time in total).
+    """
+    path = Path(path)
+    if not path.is_file():
+        detail = "a directory is there, not a file" if path.exists() else "no such file"
+        raise ClipError(path, "missing file", detail)
+    if path.stat().st_size == 0:
+        raise ClipError(path, "empty file", "0 bytes: an interrupted download or copy? fetch it again")
+
+    frame_bytes = frame_size * frame_size * 3
+    with tempfile.TemporaryDirectory(prefix="s2i-extract-") as scratch:
+        frames_out, audio_out, log_out = (Path(scratch) / name for name in ("frames.rgb", "audio.f32", "log"))
+        command = _ffmpeg_command(path, frames_out, audio_out, frame_size, sample_rate, threads)
+        # Every output goes to a file: no pipe can fill up and block ffmpeg, and this process is not woken
+        # for each of the ~3 stderr lines per frame (reading them through a pipe cost ~7 ms of CPU a clip).
+        with open(log_out, "wb") as log:
+            try:
+                done = subprocess.run(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    timeout=timeout_s,
+                )
+            except subprocess.TimeoutExpired:
+                done = None
+        stderr = log_out.read_bytes().decode("utf-8", "replace")
+        if done is None:
+            raise ClipError(
+                path,
+                "unreadable",
+                f"ffmpeg ran longer than {timeout_s:g} s; a damaged or huge file?\n" + _stderr_tail(stderr),
+            )
+        frames = np.fromfile(frames_out, dtype=np.uint8) if frames_out.exists() else np.zeros(0, np.uint8)
+        samples = np.fromfile(audio_out, dtype="<f4") if audio_out.exists() else np.zeros(0, np.float32)
+    listing = _parse_listing(stderr)
+    if done.returncode != 0 and frames.size == 0:
+        reason, detail = _failure_reason(path, listing, stderr)
+        raise ClipError(path, reason, f"ffmpeg exit status {done.returncode}\n{detail}".strip())
+    frames = frames[: frames.size // frame_bytes * frame_bytes].reshape(-1, frame_size, frame_size, 3)
+    decoded_frames, video_end = _video_extent(stderr)
+    audio_end = samples.size / sample_rate
+
+    if decoded_frames == 0 or samples.size == 0:
+        empty = "video" if decoded_frames == 0 else "audio"
+        reason = "unreadable"
+        detail = f"the {empty} stream decoded to nothing"
+        if listing.low_score_probe:
+            detail += f"; ffmpeg could only guess the format ({listing.format_name})"
+        raise ClipError(path, reason, f"{detail}\n{_stderr_tail(stderr)}")
+
+    covered = min(video_end, audio_end) + COVERAGE_TOLERANCE_S
+    segments = min(int(np.floor(covered)), frames.shape[0])
+    if segments < 1:
+        raise ClipError(
+            path,
+            "shorter than 1 s",
+            f"video {video_end:.3f} s, audio {audio_end:.3f} s: no whole second is covered by both",
+        )
+    audio = _segment_audio(samples, segments, sample_rate)
+    if float(np.max(np.abs(audio))) < SILENCE_PEAK:
+        raise ClipError(path, "silent audio", f"all {segments} s of audio are digital silence (peak < 2^-15)")
+    return ClipMedia(
+        frames=np.ascontiguousarray(frames[:segments]),
+        audio=audio,
+        duration=round(min(video_end, audio_end), 6),
+    )
+
+
+def extract_features(
+    path: str | Path, *, frame_size: int = 96, sample_rate: int = 16000
+) -> tuple[np.ndarray, np.ndarray]:
+    """extract_clip + log_mel: (frames uint8 (K, S, S, 3), log-mel float32 (K, 100, 128))."""
+    from pipelines.media.logmel import log_mel
+
+    media = extract_clip(path, frame_size=frame_size, sample_rate=sample_rate)
+    return media.frames, log_mel(media.audio, sample_rate=sample_rate)
+
+
+__all__ = [
+    "COVERAGE_TOLERANCE_S",
+    "SKIP_REASONS",
+    "ClipError",
+    "ClipMedia",
+    "extract_clip",
+    "extract_features",
+]
