@@ -230,6 +230,9 @@ def test_audio_with_cover_art_has_no_video_stream(clips: Path) -> None:
 def test_clip_shorter_than_one_second(clips: Path) -> None:
     path = h264_aac(clips / "blip.mp4", "testsrc2=s=160x120:r=25:d=0.6", "sine=f=440:r=44100:d=0.6")
     assert _reason(path).reason == "shorter than 1 s"
+    # At 10 fps the last frame of 0.5 s starts before the first central time: no frame comes out at all.
+    path = h264_aac(clips / "blip10.mp4", "testsrc2=s=160x120:r=10:d=0.5", "sine=f=440:r=44100:d=0.5")
+    assert _reason(path).reason == "shorter than 1 s"
 
 
 def test_silent_audio(clips: Path) -> None:

@@ -21,13 +21,16 @@ def segment_cache_dir(store: ArtifactStore, feature_fingerprint: str):
 
 
 def _preview(segments: pd.DataFrame, cache_dir, per_class: int = 2) -> str:
-    picks = segments.groupby("class_name", sort=True).head(per_class)
+    """Frames beside their log-mels: the middle second of the first `per_class` clips of each class."""
+    firsts = segments.groupby(["class_name", "clip_id"], sort=True).segment.max().reset_index()
+    picks = firsts.groupby("class_name", sort=True).head(per_class)
     frames, mels, titles = [], [], []
     for row in picks.itertuples(index=False):
         clip_frames, clip_mels = read_cached(cache_dir, row.clip_id)
-        frames.append(clip_frames[row.segment])
-        mels.append(clip_mels[row.segment])
-        titles.append(f"{row.class_name}\n{row.clip_id[-14:]} s{row.segment}")
+        second = int(row.segment) // 2
+        frames.append(clip_frames[second])
+        mels.append(clip_mels[second])
+        titles.append(f"{row.class_name}\n{row.clip_id.removeprefix(row.class_name + '-')} s{second}")
     return png_markdown(frames_and_spectrograms_png(frames, mels, titles), "frames and log-mels")
 
 

@@ -297,6 +297,11 @@ def extract_clip(
         samples = np.fromfile(audio_out, dtype="<f4") if audio_out.exists() else np.zeros(0, np.float32)
     listing = _parse_listing(stderr)
     if done.returncode != 0 and frames.size == 0:
+        decoded_frames, video_end = _video_extent(stderr)
+        if listing.video_streams and listing.audio_streams and decoded_frames and video_end < 1:
+            # Under a second of video gives no central frame at all, so ffmpeg's frame output stays
+            # empty and it fails: that is a short clip, not a broken one.
+            raise ClipError(path, "shorter than 1 s", f"video {video_end:.3f} s: no whole second to take")
         reason, detail = _failure_reason(path, listing, stderr)
         raise ClipError(path, reason, f"ffmpeg exit status {done.returncode}\n{detail}".strip())
     frames = frames[: frames.size // frame_bytes * frame_bytes].reshape(-1, frame_size, frame_size, 3)
