@@ -1,6 +1,5 @@
 """Asset checks. Blocking ones stop downstream assets that would otherwise be built on wrong data."""
 
-
 import numpy as np
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
@@ -23,7 +22,9 @@ def segments_are_finite_and_shaped(profile: S2IProfile, store: ArtifactStore) ->
     for clip_id, expected in counts.items():
         frames, mels = read_cached(cache_dir, str(clip_id))
         if frames.shape != (expected, size, size, 3) or frames.dtype != np.uint8:
-            problems.append(f"{clip_id}: frames {frames.shape} {frames.dtype}, expected ({expected}, {size}, {size}, 3) uint8")
+            problems.append(
+                f"{clip_id}: frames {frames.shape} {frames.dtype}, expected ({expected}, {size}, {size}, 3) uint8"
+            )
         if mels.shape != (expected, 100, 128):
             problems.append(f"{clip_id}: log-mels {mels.shape}, expected ({expected}, 100, 128)")
         elif not np.isfinite(mels).all():
@@ -85,6 +86,7 @@ def shards_readable(store: ArtifactStore) -> AssetCheckResult:
             if not (folder / name).is_file():
                 problems.append(f"{name} is listed in the manifest but missing")
     return AssetCheckResult(
-        passed=not problems, metadata={"samples": counted, "problems": problems[:20]},
+        passed=not problems,
+        metadata={"samples": counted, "problems": problems[:20]},
         severity=AssetCheckSeverity.ERROR,
     )

@@ -25,6 +25,8 @@ load_profile(_resources["profile"].profile)
 all_assets = load_assets_from_modules([ingest, features, dataset])
 all_checks = load_asset_checks_from_modules([checks])
 
-s2i_job = define_asset_job("s2i_job", selection=AssetSelection.all(), description="Every asset of the pipeline, in order.")
+s2i_job = define_asset_job(
+    "s2i_job", selection=AssetSelection.all(), description="Every asset of the pipeline, in order."
+)
 
 defs = Definitions(assets=all_assets, asset_checks=all_checks, jobs=[s2i_job], resources=_resources)

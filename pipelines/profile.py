@@ -101,7 +101,9 @@ class Profile(_Strict):
             raise ValueError("at least one class is needed, e.g. dog: Dog")
         for key in classes:
             if not re.fullmatch(r"[a-z0-9_]+", key):
-                raise ValueError(f"class key {key!r} must be lower-case letters, digits and _ (e.g. baby_cry)")
+                raise ValueError(
+                    f"class key {key!r} must be lower-case letters, digits and _ (e.g. baby_cry)"
+                )
         return classes
 
     @model_validator(mode="after")
@@ -170,7 +172,9 @@ def _read_layers(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     except yaml.YAMLError as error:
         raise ProfileError(f"profile {path}: not valid YAML: {error}") from error
     if not isinstance(data, dict):
-        raise ProfileError(f"profile {path}: the top level must be a mapping of keys, got {type(data).__name__}")
+        raise ProfileError(
+            f"profile {path}: the top level must be a mapping of keys, got {type(data).__name__}"
+        )
     _make_paths_absolute(data, path.parent)
     base = data.pop("base", None)
     if base is None:
@@ -180,7 +184,11 @@ def _read_layers(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return _merge(_read_layers(_resolve_profile_path(base, path.parent), seen + (path,)), data)
 
 
-_SOURCE_KINDS: dict[str, type[BaseModel]] = {"demo": DemoSource, "local": LocalSource, "youtube": YoutubeSource}
+_SOURCE_KINDS: dict[str, type[BaseModel]] = {
+    "demo": DemoSource,
+    "local": LocalSource,
+    "youtube": YoutubeSource,
+}
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -29,13 +29,38 @@ def make_broken_clips(videos: Path) -> dict[str, str]:
     ffmpeg = ffmpeg_exe()
     common = ["-hide_banner", "-loglevel", "error", "-y"]
     subprocess.run(
-        [ffmpeg, *common, "-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=3", "-c:v", "libx264",
-         str(videos / "video_90002.mp4")],
+        [
+            ffmpeg,
+            *common,
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=160x120:r=10:d=3",
+            "-c:v",
+            "libx264",
+            str(videos / "video_90002.mp4"),
+        ],
         check=True,
     )
     subprocess.run(
-        [ffmpeg, *common, "-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=0.5", "-f", "lavfi",
-         "-i", "sine=f=440:d=0.5", "-c:v", "libx264", "-c:a", "aac", "-shortest", str(videos / "video_90003.mp4")],
+        [
+            ffmpeg,
+            *common,
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=160x120:r=10:d=0.5",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=440:d=0.5",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(videos / "video_90003.mp4"),
+        ],
         check=True,
     )
     return {
@@ -72,7 +97,11 @@ def test_materialize_shards_on_a_local_vegas_copy(tmp_path):
     dagster = Path(sys.executable).parent / "dagster"
     run = subprocess.run(
         [str(dagster), "asset", "materialize", "-m", "pipelines", "--select", "*shards"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
 
@@ -82,6 +111,8 @@ def test_materialize_shards_on_a_local_vegas_copy(tmp_path):
     assert dict(zip(skipped.clip_id, skipped.reason, strict=True)) == expected_skips
     assert all(skipped.detail.str.len() > 0 | (skipped.reason == "empty file"))
 
-    counts = {split: len(list((data / "shards").glob(f"{split}-*.tar"))) for split in ("train", "val", "test")}
+    counts = {
+        split: len(list((data / "shards").glob(f"{split}-*.tar"))) for split in ("train", "val", "test")
+    }
     assert counts == {"train": 4, "val": 2, "test": 2}  # 30, 10, 10 samples at 8 per shard
     assert not (data / "spectrogram_stats" / "stats.json").exists()  # not selected by '*shards'

@@ -14,7 +14,9 @@ from pipelines.data.vegas import scan_local
 def jobs(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     generate_demo(root, ["dog", "water_flowing"], clips_per_class=3, seed=5)
-    return [ClipJob(r.clip_id, r.class_name, r.path, r.source) for r in scan_local(root, ["dog", "water_flowing"])]
+    return [
+        ClipJob(r.clip_id, r.class_name, r.path, r.source) for r in scan_local(root, ["dog", "water_flowing"])
+    ]
 
 
 def test_interrupted_run_resumes(jobs, tmp_path):

@@ -28,8 +28,13 @@ def test_youtube_manifest_to_segments(tmp_path):
             "base: demo\nclasses: {dog: Dog, fireworks: Fireworks}\n"
             "source: {kind: youtube, manifest: manifest.csv, download_workers: 2, retries: 1}\n"
         )
-        resources = {"profile": S2IProfile(profile=str(profile)), "store": ArtifactStore(root=str(tmp_path / "data"))}
-        result = materialize([*all_assets, *all_checks], resources=resources, selection=["vegas_clips", "segments"])
+        resources = {
+            "profile": S2IProfile(profile=str(profile)),
+            "store": ArtifactStore(root=str(tmp_path / "data")),
+        }
+        result = materialize(
+            [*all_assets, *all_checks], resources=resources, selection=["vegas_clips", "segments"]
+        )
     assert result.success
 
     table = pd.read_parquet(tmp_path / "data" / "vegas_clips" / "clips.parquet")

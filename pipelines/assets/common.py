@@ -33,11 +33,15 @@ def reuse(context: AssetExecutionContext, folder: Path, expected: str) -> Materi
     manifest = reusable_manifest(folder, expected)
     if manifest is None:
         return None
-    context.log.info(f"{folder.name}: inputs and settings unchanged (fingerprint {expected}); reusing {folder}")
+    context.log.info(
+        f"{folder.name}: inputs and settings unchanged (fingerprint {expected}); reusing {folder}"
+    )
     return result_from(manifest, reused=True)
 
 
-def result_from(manifest: Manifest, reused: bool = False, extra: Mapping[str, Any] | None = None) -> MaterializeResult:
+def result_from(
+    manifest: Manifest, reused: bool = False, extra: Mapping[str, Any] | None = None
+) -> MaterializeResult:
     metadata = dict(manifest.data.get("metadata", {}))
     metadata["fingerprint"] = manifest.fingerprint
     metadata["reused"] = reused
@@ -72,7 +76,10 @@ def markdown_table(frame: pd.DataFrame, max_rows: int = 30) -> str:
     shown = frame.head(max_rows)
     header = "| " + " | ".join(map(str, shown.columns)) + " |"
     rule = "|" + "---|" * len(shown.columns)
-    rows = ["| " + " | ".join(str(v).replace("|", "/")[:80] for v in row) + " |" for row in shown.itertuples(index=False)]
+    rows = [
+        "| " + " | ".join(str(v).replace("|", "/")[:80] for v in row) + " |"
+        for row in shown.itertuples(index=False)
+    ]
     more = [f"| ... {len(frame) - max_rows} more |"] if len(frame) > max_rows else []
     return "\n".join([header, rule, *rows, *more])
 

@@ -1,14 +1,13 @@
 """`splits` (balanced, video-disjoint) and `shards` (WebDataset tars per split)."""
 
-
 import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from pipelines.assets.common import Timer, markdown_table, result_from, reuse, upstream_fingerprint
 from pipelines.assets.features import segments_cache_dir
-from pipelines.data.files import write_parquet_atomic
 from pipelines.data.artifact_manifest import fingerprint, write_manifest
+from pipelines.data.files import write_parquet_atomic
 from pipelines.data.progress import Progress
 from pipelines.data.segments import iter_segments
 from pipelines.data.shards import Sample, batched, sample_key, shard_name, write_shard
@@ -49,7 +48,9 @@ def splits(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactS
         "seconds": timer.seconds,
         "table_path": str(folder / "splits.parquet"),
     }
-    manifest = write_manifest(folder, expected, settings=used, inputs=inputs, files=[folder / "splits.parquet"], metadata=metadata)
+    manifest = write_manifest(
+        folder, expected, settings=used, inputs=inputs, files=[folder / "splits.parquet"], metadata=metadata
+    )
     return result_from(manifest)
 
 

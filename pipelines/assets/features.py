@@ -1,12 +1,11 @@
 """`segments` (frames + log-mels of every usable second) and `spectrogram_stats` (training split only)."""
 
-
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from pipelines.assets.common import Timer, markdown_table, result_from, reuse, upstream_fingerprint
-from pipelines.data.files import write_json_atomic, write_parquet_atomic
 from pipelines.data.artifact_manifest import fingerprint, write_manifest
+from pipelines.data.files import write_json_atomic, write_parquet_atomic
 from pipelines.data.previews import frames_and_spectrograms_png, png_markdown
 from pipelines.data.segments import ClipJob, extract_segments, iter_segments, read_cached
 from pipelines.data.stats import spectrogram_stats as compute_stats
@@ -34,7 +33,9 @@ def _preview(segments: pd.DataFrame, cache_dir, per_class: int = 2) -> str:
     return png_markdown(frames_and_spectrograms_png(frames, mels, titles), "frames and log-mels")
 
 
-@asset(group_name="features", code_version=SEGMENTS_VERSION, deps=["vegas_clips"], kinds={"ffmpeg", "torchaudio"})
+@asset(
+    group_name="features", code_version=SEGMENTS_VERSION, deps=["vegas_clips"], kinds={"ffmpeg", "torchaudio"}
+)
 def segments(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore) -> MaterializeResult:
     """Every usable 1 s segment: central 96x96 frame and 100x128 log-mel, cached per clip on disk."""
     settings = profile.load()
@@ -115,7 +116,9 @@ def spectrogram_stats(context: AssetExecutionContext, store: ArtifactStore) -> M
         "seconds": timer.seconds,
         "stats_path": str(folder / "stats.json"),
     }
-    manifest = write_manifest(folder, expected, settings={}, inputs=inputs, files=[folder / "stats.json"], metadata=metadata)
+    manifest = write_manifest(
+        folder, expected, settings={}, inputs=inputs, files=[folder / "stats.json"], metadata=metadata
+    )
     return result_from(manifest)
 
 

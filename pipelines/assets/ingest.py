@@ -1,14 +1,13 @@
 """`vegas_clips`: the clip table, from a local VEGAS copy, the synthetic demo, or a yt-dlp manifest."""
 
-
 import math
 
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from pipelines.assets.common import Timer, markdown_table, result_from
-from pipelines.data.files import write_parquet_atomic
 from pipelines.data.artifact_manifest import fingerprint, read_manifest, write_manifest
+from pipelines.data.files import write_parquet_atomic
 from pipelines.data.vegas import CLIP_COLUMNS, ClipRecord, scan_local
 from pipelines.profile import DemoSource, LocalSource, Profile, YoutubeSource
 from pipelines.resources import ArtifactStore, S2IProfile
@@ -20,7 +19,9 @@ def _demo_clips(settings: Profile, source: DemoSource, folder, log) -> list[Clip
     from pipelines.data.demo import generate_demo
 
     root = folder / "demo"
-    generate_demo(root, settings.class_names, source.clips_per_class, settings.seed, workers=settings.workers, log=log)
+    generate_demo(
+        root, settings.class_names, source.clips_per_class, settings.seed, workers=settings.workers, log=log
+    )
     return scan_local(root, settings.class_names)
 
 
@@ -58,7 +59,9 @@ def _youtube_clips(settings: Profile, source: YoutubeSource, folder, log) -> lis
 
 
 @asset(group_name="ingest", code_version=CODE_VERSION, kinds={"python", "parquet"})
-def vegas_clips(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore) -> MaterializeResult:
+def vegas_clips(
+    context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore
+) -> MaterializeResult:
     """The clip table: one row per video (clip_id, class_name, path, source, duration, status, reason)."""
     settings = profile.load()
     folder = store.folder("vegas_clips")
@@ -77,11 +80,15 @@ def vegas_clips(context: AssetExecutionContext, profile: S2IProfile, store: Arti
     # The table itself is the input fingerprint: listing, sizes and durations.
     listing = pd.util.hash_pandas_object(table, index=False).sum() if len(table) else 0
     expected = fingerprint(
-        CODE_VERSION, settings.model_dump(mode="json", include={"source", "classes", "seed"}), {"listing": str(listing)}
+        CODE_VERSION,
+        settings.model_dump(mode="json", include={"source", "classes", "seed"}),
+        {"listing": str(listing)},
     )
     previous = read_manifest(folder)
     if previous is not None and previous.fingerprint == expected and (folder / "clips.parquet").is_file():
-        context.log.info(f"vegas_clips: clip table unchanged ({len(table)} clips); keeping {folder / 'clips.parquet'}")
+        context.log.info(
+            f"vegas_clips: clip table unchanged ({len(table)} clips); keeping {folder / 'clips.parquet'}"
+        )
         return result_from(previous, reused=True)
 
     write_parquet_atomic(folder / "clips.parquet", table)

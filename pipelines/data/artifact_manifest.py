@@ -19,7 +19,9 @@ MANIFEST_NAME = "manifest.json"
 
 
 def fingerprint(code_version: str, settings: Any, inputs: dict[str, str]) -> str:
-    blob = json.dumps({"code": code_version, "settings": settings, "inputs": inputs}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {"code": code_version, "settings": settings, "inputs": inputs}, sort_keys=True, default=str
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -42,7 +44,9 @@ def read_manifest(folder: Path) -> Manifest | None:
         return None
 
 
-def reusable_manifest(folder: Path, expected_fingerprint: str, verify_checksums: bool = False) -> Manifest | None:
+def reusable_manifest(
+    folder: Path, expected_fingerprint: str, verify_checksums: bool = False
+) -> Manifest | None:
     """The folder's manifest if it matches `expected_fingerprint` and its files are all there."""
     manifest = read_manifest(folder)
     if manifest is None or manifest.fingerprint != expected_fingerprint:

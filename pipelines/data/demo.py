@@ -42,8 +42,8 @@ import numpy as np
 
 from pipelines.data.classes import VEGAS_CLASSES
 from pipelines.data.progress import Progress
-from pipelines.media.ffmpeg_binary import ffmpeg_exe
 from pipelines.data.vegas import safe_clip_id
+from pipelines.media.ffmpeg_binary import ffmpeg_exe
 
 # Bump when the pictures, sounds or encoding change: clips made by another version are regenerated.
 GENERATOR_VERSION = 1

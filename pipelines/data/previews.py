@@ -23,7 +23,9 @@ def frames_and_spectrograms_png(
     for column, (frame, mel, title) in enumerate(zip(frames, mels, titles, strict=True)):
         axes[0, column].imshow(frame)
         axes[0, column].set_title(title, fontsize=7)
-        axes[1, column].imshow(np.asarray(mel, dtype=np.float32).T, origin="lower", aspect="auto", cmap="magma")
+        axes[1, column].imshow(
+            np.asarray(mel, dtype=np.float32).T, origin="lower", aspect="auto", cmap="magma"
+        )
         for row in (0, 1):
             axes[row, column].set_xticks([])
             axes[row, column].set_yticks([])

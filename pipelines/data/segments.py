@@ -94,13 +94,16 @@ def process_clip(job: ClipJob, cache_dir: Path, frame_size: int, sample_rate: in
         media = extract_clip(job.path, frame_size=frame_size, sample_rate=sample_rate)
     except ClipError as error:
         write_json_atomic(
-            _skip_file(cache_dir, job.clip_id), {"reason": error.reason, "detail": error.detail, "stamp": stamp}
+            _skip_file(cache_dir, job.clip_id),
+            {"reason": error.reason, "detail": error.detail, "stamp": stamp},
         )
         return ClipOutcome(job.clip_id, 0, error.reason, error.detail, False)
     mels = log_mel(media.audio, sample_rate=sample_rate).astype(np.float16)
     if not np.isfinite(mels).all():
         reason, detail = "unreadable", "the log-mel spectrogram has NaN or inf values"
-        write_json_atomic(_skip_file(cache_dir, job.clip_id), {"reason": reason, "detail": detail, "stamp": stamp})
+        write_json_atomic(
+            _skip_file(cache_dir, job.clip_id), {"reason": reason, "detail": detail, "stamp": stamp}
+        )
         return ClipOutcome(job.clip_id, 0, reason, detail, False)
     with atomic_open(cache_file(cache_dir, job.clip_id)) as stream:
         np.savez(stream, frames=media.frames, mels=mels, stamp=np.array(json.dumps(stamp)))
@@ -136,7 +139,9 @@ def extract_segments(
     else:
         # spawn, not fork: the parent may hold threads (Dagster, torch) that a fork would copy mid-flight.
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
-            futures = {pool.submit(process_clip, job, cache_dir, frame_size, sample_rate): job for job in jobs}
+            futures = {
+                pool.submit(process_clip, job, cache_dir, frame_size, sample_rate): job for job in jobs
+            }
             for future in as_completed(futures):
                 outcome = future.result()
                 outcomes[outcome.clip_id] = outcome

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import json
+import mmap
+import os
 import tarfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -106,7 +108,7 @@ class SplitArrays:
         return len(self.meta)
 
 
-_NPY_HEADERS: dict[bytes, tuple[np.dtype, tuple[int, ...], bool, int]] = {}
+_NPY_HEADERS: dict[bytes, tuple[np.dtype, tuple[int, ...], str, int, int]] = {}
 
 
 def _npy_view(payload: memoryview) -> np.ndarray:
@@ -123,10 +125,12 @@ def _npy_view(payload: memoryview) -> np.ndarray:
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
         else:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-        parsed = _NPY_HEADERS[header] = (dtype, shape, fortran, header_end)
-    dtype, shape, fortran, offset = parsed
-    array = np.frombuffer(payload[offset:], dtype=dtype, count=int(np.prod(shape)))
-    return array.reshape(shape, order="F" if fortran else "C")
+        count = 1
+        for size in shape:
+            count *= size
+        parsed = _NPY_HEADERS[header] = (dtype, shape, "F" if fortran else "C", header_end, count)
+    dtype, shape, order, offset, count = parsed
+    return np.frombuffer(payload[offset:], dtype=dtype, count=count).reshape(shape, order=order)
 
 
 def _decode_png(payload: memoryview) -> np.ndarray:
@@ -135,13 +139,13 @@ def _decode_png(payload: memoryview) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(payload)).convert("RGB"))
 
 
-def iter_tar_members(data: bytes):
-    """Yield (name, payload view) from an uncompressed ustar/gnu tar held in memory."""
+def iter_tar_members(data):
+    """Yield (name, payload view) from an uncompressed ustar/gnu tar held in memory (bytes or mmap)."""
     view = memoryview(data)
     position = 0
     while position + TAR_BLOCK <= len(data):
         header = data[position : position + TAR_BLOCK]
-        if header.count(0) == TAR_BLOCK:
+        if header[0] == 0 and header.count(0) == TAR_BLOCK:  # end-of-archive block
             return
         name = header[0:100].split(b"\0", 1)[0].decode()
         prefix = header[345:500].split(b"\0", 1)[0].decode()
@@ -155,31 +159,74 @@ def iter_tar_members(data: bytes):
         position = start + (size + TAR_BLOCK - 1) // TAR_BLOCK * TAR_BLOCK
 
 
-def _load_shard(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], list[dict]]:
-    data = path.read_bytes()
-    frames, mels, metas = [], [], []
-    for name, payload in iter_tar_members(data):
-        key, _, extension = name.partition(".")
+@dataclass
+class _ShardIndex:
+    """Views into one memory-mapped shard: nothing is copied until the split's arrays are filled."""
+
+    mapping: mmap.mmap | None
+    frames: list[np.ndarray]
+    mels: list[np.ndarray]
+    meta: list[dict]
+
+    def close(self) -> None:
+        self.frames.clear()
+        self.mels.clear()
+        if self.mapping is not None:
+            self.mapping.close()
+
+
+def _index_shard(path: Path) -> _ShardIndex:
+    with open(path, "rb") as stream:
+        if os.fstat(stream.fileno()).st_size == 0:
+            return _ShardIndex(None, [], [], [])
+        mapping = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    index = _ShardIndex(mapping, [], [], [])
+    for name, payload in iter_tar_members(mapping):
+        _key, _, extension = name.partition(".")
         if extension == "mel.npy":
-            mels.append(_npy_view(payload))
+            index.mels.append(_npy_view(payload))
         elif extension == "frame.npy":
-            frames.append(_npy_view(payload))
+            index.frames.append(_npy_view(payload))
         elif extension == "frame.png":
-            frames.append(_decode_png(payload))
+            index.frames.append(_decode_png(payload))
         elif extension == "json":
-            metas.append(json.loads(bytes(payload)))
-    if not (len(frames) == len(mels) == len(metas)):
-        raise ValueError(f"shard {path} is inconsistent: {len(mels)} mels, {len(frames)} frames, {len(metas)} json")
-    return frames, mels, metas
+            index.meta.append(json.loads(bytes(payload)))
+        payload.release()
+    if not (len(index.frames) == len(index.mels) == len(index.meta)):
+        counts = f"{len(index.mels)} mels, {len(index.frames)} frames, {len(index.meta)} json"
+        index.close()
+        raise ValueError(f"shard {path} is inconsistent: {counts}")
+    return index
 
 
 def load_split(paths: Sequence[Path], threads: int = 2) -> SplitArrays:
-    """Read whole shards into contiguous arrays: one read per tar, no per-sample decode for .npy frames."""
+    """Read whole shards into contiguous arrays with a single copy from the page cache.
+
+    Shards are memory-mapped and indexed (no per-sample decode for .npy members), then every sample is
+    copied once into preallocated arrays; threads overlap the copies of different shards.
+    """
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        parts = list(pool.map(_load_shard, [Path(p) for p in paths]))
-    frames = [f for part in parts for f in part[0]]
-    mels = [m for part in parts for m in part[1]]
-    meta = [m for part in parts for m in part[2]]
-    if not meta:
-        return SplitArrays(np.zeros((0, 96, 96, 3), np.uint8), np.zeros((0, 100, 128), np.float16), [])
-    return SplitArrays(frames=np.stack(frames), mels=np.stack(mels), meta=meta)
+        indexes = list(pool.map(_index_shard, [Path(p) for p in paths]))
+        try:
+            total = sum(len(index.meta) for index in indexes)
+            if not total:
+                return SplitArrays(
+                    np.zeros((0, 96, 96, 3), np.uint8), np.zeros((0, 100, 128), np.float16), []
+                )
+            first = next(index for index in indexes if index.meta)
+            frames = np.empty((total, *first.frames[0].shape), dtype=first.frames[0].dtype)
+            mels = np.empty((total, *first.mels[0].shape), dtype=first.mels[0].dtype)
+            starts = np.cumsum([0] + [len(index.meta) for index in indexes])
+
+            def fill(position: int) -> None:
+                index, start = indexes[position], starts[position]
+                if index.meta:
+                    np.stack(index.frames, out=frames[start : start + len(index.meta)])
+                    np.stack(index.mels, out=mels[start : start + len(index.meta)])
+
+            list(pool.map(fill, range(len(indexes))))
+            meta = [item for index in indexes for item in index.meta]
+        finally:
+            for index in indexes:
+                index.close()
+    return SplitArrays(frames=frames, mels=mels, meta=meta)

@@ -70,7 +70,9 @@ def make_splits(segments: pd.DataFrame, sizes: Mapping[str, int], seed: int) -> 
         raise SplitError("there are no usable segments to split: check the skipped-clips table of `segments`")
     table = pd.concat(parts, ignore_index=True)
     table["split"] = pd.Categorical(table["split"], categories=SPLITS, ordered=True)
-    table = table.sort_values(["split", "class_name", "clip_id", "segment"], kind="stable").reset_index(drop=True)
+    table = table.sort_values(["split", "class_name", "clip_id", "segment"], kind="stable").reset_index(
+        drop=True
+    )
     table["split"] = table["split"].astype(str)
     table["segment"] = table["segment"].astype("int32")
     return table
@@ -87,7 +89,9 @@ def split_problems(table: pd.DataFrame, sizes: Mapping[str, int], classes: list[
                 problems.append(f"{class_name}/{split}: {got} segments, expected {sizes[split]}")
     splits_per_clip = table.groupby("clip_id")["split"].nunique()
     for clip_id in splits_per_clip[splits_per_clip > 1].index[:20]:
-        problems.append(f"video {clip_id} has segments in {sorted(table[table.clip_id == clip_id].split.unique())}")
+        problems.append(
+            f"video {clip_id} has segments in {sorted(table[table.clip_id == clip_id].split.unique())}"
+        )
     if table.duplicated(["clip_id", "segment"]).any():
         problems.append("some segments appear twice")
     return problems

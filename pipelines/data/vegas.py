@@ -76,7 +76,11 @@ def scan_local(root: Path, classes: Collection[str]) -> list[ClipRecord]:
         for folder in paths:
             video_dir = folder / "videos" if (folder / "videos").is_dir() else folder
             for path in sorted(video_dir.iterdir()):
-                if path.suffix.lower() not in VIDEO_SUFFIXES or not path.is_file() or path.name.startswith("."):
+                if (
+                    path.suffix.lower() not in VIDEO_SUFFIXES
+                    or not path.is_file()
+                    or path.name.startswith(".")
+                ):
                     continue
                 clip_id = safe_clip_id(class_name, path.stem)
                 if clip_id in seen:  # the same stem under two spellings of one class folder
