@@ -122,36 +122,36 @@ class _InputListing:
     low_score_probe: bool  # ffmpeg guessed the format with little confidence: likely garbage
 
 
-def _filter_graph(frame_size: int, sample_rate: int) -> str:
-    square_w = "min(iw,ih/sar)"  # crop's `sar` is 1 when the input declares none
-    square_h = "min(ih,iw*sar)"
-    video = (
-        f"[0:V:0]{_SHOWINFO_NAME}=checksum=0,"
-        "setpts=PTS-0.5/TB,fps=1:round=up:start_time=0,"
-        f"crop=w='{square_w}':h='{square_h}',"
-        f"scale={frame_size}:{frame_size}:flags={SCALE_FLAGS},setsar=1,format=rgb24[frames]"
-    )
-    audio = f"[0:a:0]aresample={sample_rate}:async=1:first_pts=0:ochl=mono:osf=flt[audio]"
-    return f"{video};{audio}"
-
-
 def _ffmpeg_command(
     path: Path, frames_out: Path, audio_out: Path, frame_size: int, sample_rate: int, threads: int | None
 ) -> list[str]:
+    """The one ffmpeg call, built with ffmpeg-python (an argument list: no shell sees the file name)."""
+    import ffmpeg
+
     # threads=None leaves ffmpeg's defaults (frame threads and filter threads = number of cores)
-    decoder_threads = [] if threads is None else ["-threads", str(threads)]
-    filter_threads = [] if threads is None else ["-filter_threads", str(threads)]
-    return [
-        ffmpeg_exe(),
-        *("-nostdin", "-hide_banner", "-nostats"),
-        *("-loglevel", "info"),  # the input listing and showinfo's frame lines are at this level
-        *decoder_threads,
-        *("-i", str(path)),
-        *filter_threads,
-        *("-filter_complex", _filter_graph(frame_size, sample_rate)),
-        *("-map", "[frames]", "-fps_mode", "passthrough", "-f", "rawvideo", "-y", str(frames_out)),
-        *("-map", "[audio]", "-f", "f32le", "-y", str(audio_out)),
-    ]
+    source = ffmpeg.input(str(path), **({} if threads is None else {"threads": threads}))
+    frames = (
+        source["V:0"]  # capital V: real video, not cover art
+        .filter(_SHOWINFO_NAME, checksum=0)
+        .filter("setpts", "PTS-0.5/TB")
+        .filter("fps", fps=1, round="up", start_time=0)
+        .filter("crop", w="min(iw,ih/sar)", h="min(ih,iw*sar)")  # crop's `sar` is 1 when none is declared
+        .filter("scale", frame_size, frame_size, flags=SCALE_FLAGS)
+        .filter("setsar", 1)
+        .filter("format", "rgb24")
+    )
+    audio = source["a:0"].filter(
+        "aresample", sample_rate, **{"async": 1, "first_pts": 0, "ochl": "mono", "osf": "flt"}
+    )
+    # The input listing and showinfo's frame lines are at log level info.
+    global_args = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"]
+    if threads is not None:
+        global_args += ["-filter_threads", str(threads)]
+    command = ffmpeg.merge_outputs(
+        ffmpeg.output(frames, str(frames_out), f="rawvideo", fps_mode="passthrough"),
+        ffmpeg.output(audio, str(audio_out), f="f32le"),
+    )
+    return command.global_args(*global_args).overwrite_output().compile(cmd=ffmpeg_exe())
 
 
 def _parse_listing(stderr: str) -> _InputListing:
