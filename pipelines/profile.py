@@ -94,6 +94,11 @@ class Profile(_Strict):
     features: FeatureSettings = FeatureSettings()
     shards: ShardSettings = ShardSettings()
 
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _auto_workers(cls, workers: object) -> object:
+        return os.cpu_count() or 1 if workers == "auto" else workers
+
     @field_validator("classes")
     @classmethod
     def _class_keys(cls, classes: dict[str, str]) -> dict[str, str]:

@@ -66,6 +66,7 @@ def test_chain_materializes_with_checks(chain):
     splits = pd.read_parquet(data_dir / "splits" / "splits.parquet")
     assert splits.groupby("split").size().to_dict() == {"train": 50, "val": 15, "test": 15}
 
+    assert metadata_of(result, "shards")["preview"].startswith("![first samples of train-000000.tar]")
     meta = metadata_of(result, "segments")
     assert meta["segments"] >= 80 and meta["preview"].startswith("![")
     assert json.loads((data_dir / "spectrogram_stats" / "stats.json").read_text())["segments"] == 50

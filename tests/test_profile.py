@@ -68,6 +68,12 @@ def test_bad_values_are_named(tmp_path, text, expected):
         load_profile(write(tmp_path, f"base: demo\n{text}\n"))
 
 
+def test_workers_auto_is_one_per_core(tmp_path):
+    import os
+
+    assert load_profile(write(tmp_path, "base: demo\nworkers: auto\n")).workers == os.cpu_count()
+
+
 def test_missing_profile_and_bad_yaml(tmp_path):
     with pytest.raises(ProfileError, match="no such built-in profile"):
         load_profile(str(tmp_path / "nope.yaml"))

@@ -8,9 +8,10 @@ from pipelines.assets.common import Timer, markdown_table, result_from, reuse, u
 from pipelines.assets.features import segments_cache_dir
 from pipelines.data.artifact_manifest import fingerprint, write_manifest
 from pipelines.data.files import write_parquet_atomic
+from pipelines.data.previews import frames_and_spectrograms_png, png_markdown
 from pipelines.data.progress import Progress
 from pipelines.data.segments import iter_segments
-from pipelines.data.shards import Sample, batched, sample_key, shard_name, write_shard
+from pipelines.data.shards import Sample, batched, load_split, sample_key, shard_name, write_shard
 from pipelines.data.splits import SPLITS, make_splits
 from pipelines.resources import ArtifactStore, S2IProfile
 
@@ -66,6 +67,14 @@ def shard_order(table: pd.DataFrame, seed: int) -> pd.DataFrame:
     return table.assign(_rank=table.clip_id.map(rank)).sort_values(["_rank", "segment"]).drop(columns="_rank")
 
 
+def _shard_preview(path, count: int = 10) -> str:
+    """The first samples of a training shard, read back from the tar as a training loop sees them."""
+    loaded = load_split([path])
+    titles = [f"{m['class_name']}\n{m['clip_id'].split('-', 1)[-1]} s{m['segment']}" for m in loaded.meta[:count]]
+    png = frames_and_spectrograms_png(loaded.frames[:count], loaded.mels[:count], titles)
+    return png_markdown(png, f"first samples of {path.name}")
+
+
 @asset(group_name="dataset", code_version=SHARDS_VERSION, deps=["splits", "segments"], kinds={"webdataset"})
 def shards(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore) -> MaterializeResult:
     """WebDataset tars `{train,val,test}-NNNNNN.tar`: `.mel.npy` (unscaled float16), `.frame.npy|png`, `.json`."""
@@ -114,6 +123,7 @@ def shards(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactS
         per_split[split] = {"samples": count, "shards": sum(p.name.startswith(split) for p in written)}
 
     total_bytes = sum(p.stat().st_size for p in written)
+    first_train = next((p for p in written if p.name.startswith("train")), None)
     metadata = {
         "samples": len(table),
         **{f"{split}_samples": per_split[split]["samples"] for split in SPLITS},
@@ -123,6 +133,8 @@ def shards(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactS
         "seconds": timer.seconds,
         "shards_path": str(folder),
     }
+    if first_train is not None:
+        metadata["preview"] = _shard_preview(first_train)
     manifest = write_manifest(
         folder, expected, settings=used, inputs=inputs, files=written, metadata=metadata, splits=per_split
     )
