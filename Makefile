@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export S2I_PROFILE ?= demo
 
-.PHONY: setup demo dev test bench lint lock clean-data
+.PHONY: setup demo dev test test-postgres bench lint lock clean-data
 
 setup: $(VENV)/.installed
 
@@ -20,6 +20,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 $(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)
 	@printf 'telemetry:\n  enabled: false\n' > $@
+	@# The `gpu` pool (pipelines/gpu.py), like every pool without its own limit, runs one step at a time.
+	@printf 'concurrency:\n  pools:\n    default_limit: 1\n' >> $@
 
 demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster asset materialize -m pipelines --select '*'
@@ -31,6 +33,10 @@ dev: setup $(DAGSTER_HOME)/dagster.yaml
 
 test: setup
 	$(BIN)/python -m pytest -m "not gpu"
+
+# The data chain against a real PostgreSQL through docker/dagster.yaml (installs Debian's postgresql if missing).
+test-postgres: setup
+	bash scripts/test_postgres.sh
 
 bench: setup
 	$(BIN)/python benchmarks/bench_extract.py

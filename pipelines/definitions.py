@@ -14,7 +14,8 @@ from dagster import (
 )
 
 from pipelines import checks
-from pipelines.assets import dataset, features, ingest
+from pipelines.assets import dataset, features, ingest, training
+from pipelines.executor import select_executor
 from pipelines.profile import load_profile
 from pipelines.resources import default_resources
 
@@ -22,11 +23,17 @@ _resources = default_resources()
 # Fail at load, not mid-run, when the profile is invalid: the message names the key and the value.
 load_profile(_resources["profile"].profile)
 
-all_assets = load_assets_from_modules([ingest, features, dataset])
-all_checks = load_asset_checks_from_modules([checks])
+all_assets = [*load_assets_from_modules([ingest, features, dataset]), *training.model_assets]
+all_checks = [*load_asset_checks_from_modules([checks]), *training.model_checks]
 
 s2i_job = define_asset_job(
     "s2i_job", selection=AssetSelection.all(), description="Every asset of the pipeline, in order."
 )
 
-defs = Definitions(assets=all_assets, asset_checks=all_checks, jobs=[s2i_job], resources=_resources)
+defs = Definitions(
+    assets=all_assets,
+    asset_checks=all_checks,
+    jobs=[s2i_job],
+    resources=_resources,
+    executor=select_executor(),  # S2I_EXECUTOR: multiprocess (default), in_process or k8s
+)

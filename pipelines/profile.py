@@ -81,6 +81,39 @@ class ShardSettings(_Strict):
     frame_format: Literal["npy", "png"] = "npy"
 
 
+Precision = Literal["fp32", "bf16", "fp16"]
+
+
+class AutoencoderSettings(_Strict):
+    """The audio autoencoder (SPEC §4): MSE, SGD lr 0.05, momentum 0.9, batch 64."""
+
+    width: float = Field(1.0, gt=0, le=4)  # channel multiplier: 1.0 is the paper's network
+    epochs: int = Field(1000, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(0.05, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    checkpoint_every: int = Field(10, ge=1)
+    precision: Precision = "fp32"
+
+
+class GanSettings(_Strict):
+    """The conditional GAN (SPEC §4, Algorithm 1): G and D SGD lr 0.1, momentum 0.5, batch 64, lambda 0.1."""
+
+    generator: Literal["dense", "sequential"] = "dense"
+    width: float = Field(1.0, gt=0, le=4)
+    epochs: int = Field(4000, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.5, ge=0, lt=1)
+    adversarial_weight: float = Field(0.1, ge=0)  # lambda, Eq. 6
+    adversarial_average_epochs: int = Field(5, ge=1)  # k, Eq. 5 (the paper does not give it)
+    discriminator_every: int = Field(5, ge=1)  # n_gd
+    discriminator_unit: Literal["epoch", "step"] = "epoch"
+    checkpoint_every: int = Field(50, ge=1)
+    precision: Precision = "fp32"
+    preview_sounds_per_class: int = Field(2, ge=1, le=16)  # fixed validation sounds in the image grid
+
+
 class Profile(_Strict):
     """Validated settings. `name` and `path` say where they came from."""
 
@@ -93,6 +126,8 @@ class Profile(_Strict):
     splits: SplitSizes
     features: FeatureSettings = FeatureSettings()
     shards: ShardSettings = ShardSettings()
+    autoencoder: AutoencoderSettings = AutoencoderSettings()
+    gan: GanSettings = GanSettings()
 
     @field_validator("workers", mode="before")
     @classmethod

@@ -8,6 +8,8 @@ workers: 2
 source: {kind: demo, clips_per_class: 6}
 splits: {train: 10, val: 3, test: 3}
 shards: {samples_per_shard: 16}
+autoencoder: {width: 0.0625, epochs: 2, batch_size: 16, checkpoint_every: 1}
+gan: {width: 0.0625, epochs: 3, batch_size: 16, discriminator_every: 2, checkpoint_every: 1}
 """
 
 
@@ -17,3 +19,14 @@ def tiny_profile(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(TINY_DEMO)
     return path
+
+
+def make_resources(profile: Path | str, data_dir: Path) -> dict:
+    """The resources `dagster.materialize` needs to run any asset against `profile` and `data_dir`, on the CPU."""
+    from pipelines.resources import ArtifactStore, S2IProfile, TorchDevice
+
+    return {
+        "profile": S2IProfile(profile=str(profile)),
+        "store": ArtifactStore(root=str(data_dir)),
+        "torch_device": TorchDevice(device="cpu"),
+    }

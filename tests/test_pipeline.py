@@ -11,18 +11,15 @@ from dagster import AssetKey, materialize
 
 from pipelines.data.shards import load_split
 from pipelines.definitions import all_assets, all_checks
-from pipelines.resources import ArtifactStore, S2IProfile, TorchDevice
+from tests.conftest import make_resources
 
 CHAIN = ["vegas_clips", "segments", "splits", "spectrogram_stats", "shards"]
 
 
 def run_chain(profile: Path, data_dir: Path):
-    resources = {
-        "profile": S2IProfile(profile=str(profile)),
-        "store": ArtifactStore(root=str(data_dir)),
-        "torch_device": TorchDevice(device="cpu"),
-    }
-    return materialize([*all_assets, *all_checks], resources=resources, selection=CHAIN)
+    return materialize(
+        [*all_assets, *all_checks], resources=make_resources(profile, data_dir), selection=CHAIN
+    )
 
 
 def metadata_of(result, key: str) -> dict:

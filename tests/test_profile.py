@@ -88,3 +88,13 @@ def test_fingerprint_changes_with_settings(tmp_path):
     other = load_profile(write(tmp_path, "base: demo\nseed: 99\n"))
     assert demo.section_fingerprint("splits") == other.section_fingerprint("splits")
     assert demo.section_fingerprint("seed") != other.section_fingerprint("seed")
+
+
+def test_cli_profile_show(tmp_path, capsys):
+    from pipelines.cli import main
+
+    assert main(["profile", "show", "--profile", "vegas"]) == 0
+    out = capsys.readouterr().out
+    assert "train: 9789" in out and "kind: local" in out
+    assert main(["profile", "show", "--profile", write(tmp_path, "base: demo\nseed: x\n")]) == 2
+    assert "seed = 'x'" in capsys.readouterr().err

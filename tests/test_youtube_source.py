@@ -5,7 +5,7 @@ from dagster import materialize
 
 from pipelines.data.demo import generate_demo
 from pipelines.definitions import all_assets, all_checks
-from pipelines.resources import ArtifactStore, S2IProfile
+from tests.conftest import make_resources
 from tests.http_server import MediaServer
 
 
@@ -28,10 +28,7 @@ def test_youtube_manifest_to_segments(tmp_path):
             "base: demo\nclasses: {dog: Dog, fireworks: Fireworks}\n"
             "source: {kind: youtube, manifest: manifest.csv, download_workers: 2, retries: 1}\n"
         )
-        resources = {
-            "profile": S2IProfile(profile=str(profile)),
-            "store": ArtifactStore(root=str(tmp_path / "data")),
-        }
+        resources = make_resources(profile, tmp_path / "data")
         result = materialize(
             [*all_assets, *all_checks], resources=resources, selection=["vegas_clips", "segments"]
         )

@@ -70,7 +70,9 @@ def shard_order(table: pd.DataFrame, seed: int) -> pd.DataFrame:
 def _shard_preview(path, count: int = 10) -> str:
     """The first samples of a training shard, read back from the tar as a training loop sees them."""
     loaded = load_split([path])
-    titles = [f"{m['class_name']}\n{m['clip_id'].split('-', 1)[-1]} s{m['segment']}" for m in loaded.meta[:count]]
+    titles = [
+        f"{m['class_name']}\n{m['clip_id'].split('-', 1)[-1]} s{m['segment']}" for m in loaded.meta[:count]
+    ]
     png = frames_and_spectrograms_png(loaded.frames[:count], loaded.mels[:count], titles)
     return png_markdown(png, f"first samples of {path.name}")
 

@@ -1,0 +1,78 @@
+"""autoencoder_{dim} -> audio_embeddings_{dim} -> gan_{dim} through Dagster on the tiny demo profile."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import materialize
+
+from pipelines.assets.training import DIMS
+from pipelines.definitions import all_assets, all_checks, defs
+from tests.conftest import TINY_DEMO, make_resources
+
+MODELS = ["autoencoder_128", "audio_embeddings_128", "gan_128"]
+
+
+def metadata_of(result, key: str) -> dict:
+    return {
+        name: value.value for name, value in result.asset_materializations_for_node(key)[-1].metadata.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    profile = root / "tiny.yaml"
+    profile.write_text(TINY_DEMO)
+    data = root / "data"
+    chain = ["vegas_clips", "segments", "splits", "spectrogram_stats", "shards"]
+    result = materialize(
+        [*all_assets, *all_checks], resources=make_resources(profile, data), selection=chain + MODELS
+    )
+    return profile, data, result
+
+
+def test_models_materialize_with_checks(trained):
+    _profile, data, result = trained
+    assert result.success
+    checks = {c.asset_key.to_user_string(): c for c in result.get_asset_check_evaluations()}
+    for key in MODELS:
+        assert checks[key].passed, key
+
+    ae = metadata_of(result, "autoencoder_128")
+    assert ae["epochs"] == 2 and ae["loss_curve"].startswith("![") and ae["reconstructions"].startswith("![")
+    for split, count in (("train", 50), ("val", 15), ("test", 15)):
+        embeddings = np.load(data / "audio_embeddings_128" / f"{split}.npy")
+        assert embeddings.shape == (count, 128) and np.abs(embeddings).max() <= 1.0
+
+    gan = metadata_of(result, "gan_128")
+    assert gan["checkpoints"] == 3 and gan["generated_validation_sounds"].startswith("![")
+    assert sorted(p.name for p in (data / "gan_128").rglob("epoch-*.pt")) == [
+        "epoch-00001.pt",
+        "epoch-00002.pt",
+        "epoch-00003.pt",
+    ]
+    history = pd.read_parquet(data / "gan_128" / "history.parquet")
+    assert list(history.epoch) == [1, 2, 3]
+    assert history.discriminator_loss.notna().tolist() == [False, True, False]  # D every 2nd epoch
+
+
+def test_more_epochs_resume_from_the_last_checkpoint(trained):
+    profile, data, _result = trained
+    longer = profile.parent / "longer.yaml"
+    longer.write_text(profile.read_text().replace("epochs: 3,", "epochs: 4,"))
+    result = materialize([*all_assets, *all_checks], resources=make_resources(longer, data), selection=MODELS)
+    assert result.success
+    assert metadata_of(result, "autoencoder_128")["reused"] is True
+    gan = metadata_of(result, "gan_128")
+    assert gan["reused"] is False and gan["resumed_from_epoch"] == 3 and gan["checkpoints"] == 4
+
+
+def test_every_dim_has_its_assets_pool_and_code_version():
+    graph = defs.resolve_asset_graph()
+    for dim in DIMS:
+        for kind in ("autoencoder", "audio_embeddings", "gan"):
+            node = graph.get(
+                next(k for k in graph.get_all_asset_keys() if k.to_user_string() == f"{kind}_{dim}")
+            )
+            assert node.group_name == "models" and node.code_version
+            assert node.pools == {"gpu"}
