@@ -17,11 +17,21 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	@touch $@
 
+# The `gpu` pool (pipelines/gpu.py) gets one slot per GPU. Without a GPU, training steps run on the CPU, one
+# per core with one torch thread each: at the demo's small widths that trains 1.5x more per second than
+# one step on all cores.
+GPUS := $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+ifeq ($(GPUS),0)
+GPU_SLOTS := $(shell nproc)
+export S2I_CPU_THREADS ?= 1
+else
+GPU_SLOTS := $(GPUS)
+endif
+
 $(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)
 	@printf 'telemetry:\n  enabled: false\n' > $@
-	@# The `gpu` pool (pipelines/gpu.py), like every pool without its own limit, runs one step at a time.
-	@printf 'concurrency:\n  pools:\n    default_limit: 1\n' >> $@
+	@printf 'concurrency:\n  pools:\n    default_limit: $(GPU_SLOTS)\n' >> $@
 
 demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster asset materialize -m pipelines --select '*'
@@ -41,6 +51,7 @@ test-postgres: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_loading.py
+	$(BIN)/python benchmarks/bench_training.py
 
 lint: setup
 	$(BIN)/ruff check pipelines s2i_models tests benchmarks

@@ -33,21 +33,28 @@ class ArtifactStore(ConfigurableResource):
 
 
 class TorchDevice(ConfigurableResource):
-    """`auto` picks cuda when available, else cpu."""
+    """`auto` picks cuda when available, else cpu. `cpu_threads` > 0 caps torch's CPU threads per step
+    (`make demo` on a machine without a GPU runs one training step per core, one thread each)."""
 
     device: str = "auto"
+    cpu_threads: int = 0
 
     def resolve(self) -> str:
+        """The device to train on; also applies `cpu_threads` to this process."""
         import torch
 
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
+        device = ("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" else self.device
+        if device == "cpu" and self.cpu_threads > 0:
+            torch.set_num_threads(self.cpu_threads)
+        return device
 
 
 def default_resources() -> dict[str, ConfigurableResource]:
     return {
         "profile": S2IProfile(profile=os.environ.get("S2I_PROFILE") or DEFAULT_PROFILE),
         "store": ArtifactStore(root=os.environ.get("S2I_DATA_DIR") or str(DEFAULT_DATA_DIR)),
-        "torch_device": TorchDevice(device=os.environ.get("S2I_DEVICE") or "auto"),
+        "torch_device": TorchDevice(
+            device=os.environ.get("S2I_DEVICE") or "auto",
+            cpu_threads=int(os.environ.get("S2I_CPU_THREADS") or 0),
+        ),
     }

@@ -42,6 +42,46 @@ def load_shards(store: ArtifactStore, split: str) -> SplitArrays:
     return load_split(paths)
 
 
+BYTES_PER_SAMPLE = {"frames": 96 * 96 * 3, "mels": 100 * 128 * 2}  # uint8 frames, float16 log-mels
+
+
+def split_size(store: ArtifactStore, split: str) -> int:
+    manifest = read_manifest(store.folder("shards"))
+    return int(manifest.data["splits"][split]["samples"])
+
+
+def training_batches(
+    store: ArtifactStore,
+    split: str,
+    device: str,
+    fields: tuple[str, ...],
+    *,
+    embeddings=None,
+    log=None,
+    **options,
+):
+    """The split held in (device) memory when it fits in half of what is free, else streamed from its shards."""
+    import torch
+
+    from s2i_models.loaders import InMemoryBatches, ShardStream, fits_in_memory
+
+    count = split_size(store, split)
+    per_sample = sum(BYTES_PER_SAMPLE[field] for field in fields)
+    if fits_in_memory(count, per_sample, device):
+        data = load_shards(store, split)
+        arrays = {"frames": data.frames, "mels": data.mels}
+        tensors = {field: torch.from_numpy(arrays[field]) for field in fields}
+        if embeddings is not None:
+            tensors["embeddings"] = torch.from_numpy(embeddings)
+        return InMemoryBatches(device=device, **tensors, **options)
+    if log:
+        log(
+            f"{split}: {count} samples x {per_sample} bytes do not fit in {device} memory; streaming the shards"
+        )
+    paths = sorted(store.folder("shards").glob(f"{split}-*.tar"))
+    return ShardStream(paths, device=device, fields=fields, embeddings=embeddings, **options)
+
+
 def load_stats(store: ArtifactStore) -> dict:
     return json.loads((store.folder("spectrogram_stats") / "stats.json").read_text())
 
@@ -131,7 +171,7 @@ def build_model_assets(dim: int):
 
         from s2i_models import AudioAutoencoder
         from s2i_models.checkpoint import load_checkpoint
-        from s2i_models.loaders import InMemoryBatches, spectrogram_batch
+        from s2i_models.loaders import spectrogram_batch
         from s2i_models.train.autoencoder import train_autoencoder
 
         settings = profile.load()
@@ -145,15 +185,21 @@ def build_model_assets(dim: int):
         timer = Timer()
         device = torch_device.resolve()
         stats = load_stats(store)
-        train, val = load_shards(store, "train"), load_shards(store, "val")
         context.log.info(
-            f"{autoencoder_key}: {len(train)} training and {len(val)} validation spectrograms on {device}"
+            f"{autoencoder_key}: {split_size(store, 'train')} training and {split_size(store, 'val')} validation "
+            f"spectrograms on {device}"
         )
-        batches = InMemoryBatches(
-            device=device, mels=torch.from_numpy(train.mels), batch_size=config.batch_size, seed=config.seed
+        batches = training_batches(
+            store,
+            "train",
+            device,
+            ("mels",),
+            batch_size=config.batch_size,
+            seed=config.seed,
+            log=context.log.info,
         )
-        val_batches = InMemoryBatches(
-            device=device, mels=torch.from_numpy(val.mels), batch_size=config.batch_size
+        val_batches = training_batches(
+            store, "val", device, ("mels",), batch_size=config.batch_size, shuffle=False
         )
         run_dir = work_dir(folder, asdict(config) | inputs)
         result = train_autoencoder(
@@ -175,6 +221,7 @@ def build_model_assets(dim: int):
         model = AudioAutoencoder(dim, width=config.width)
         model.load_state_dict(load_checkpoint(result.final_checkpoint)["model"])
         model.eval()
+        val = load_shards(store, "val")
         picks = _one_per_class(val.meta, count=1)
         with torch.no_grad():
             recon, _ = model(spectrogram_batch(torch.from_numpy(val.mels[picks]), stats))
@@ -268,9 +315,6 @@ def build_model_assets(dim: int):
         """Conditional GAN (Algorithm 1): generator/discriminator checkpoints every N epochs, loss history."""
         from dataclasses import asdict
 
-        import torch
-
-        from s2i_models.loaders import InMemoryBatches
         from s2i_models.train.gan import train_gan
 
         settings = profile.load()
@@ -283,20 +327,22 @@ def build_model_assets(dim: int):
 
         timer = Timer()
         device = torch_device.resolve()
-        train = load_shards(store, "train")
         embeddings = np.load(store.folder(embeddings_key) / "train.npy")
-        if len(embeddings) != len(train):
+        if len(embeddings) != split_size(store, "train"):
             raise RuntimeError(
-                f"{embeddings_key} has {len(embeddings)} training embeddings but the shards hold {len(train)} "
-                f"samples: re-materialize {embeddings_key}."
+                f"{embeddings_key} has {len(embeddings)} training embeddings but the shards hold "
+                f"{split_size(store, 'train')} samples: re-materialize {embeddings_key}."
             )
-        context.log.info(f"{gan_key}: {len(train)} training pairs on {device}")
-        batches = InMemoryBatches(
-            device=device,
-            frames=torch.from_numpy(train.frames),
-            embeddings=torch.from_numpy(embeddings),
+        context.log.info(f"{gan_key}: {len(embeddings)} training pairs on {device}")
+        batches = training_batches(
+            store,
+            "train",
+            device,
+            ("frames",),
+            embeddings=embeddings,
             batch_size=config.batch_size,
             seed=config.seed,
+            log=context.log.info,
         )
         run_dir = work_dir(folder, asdict(config) | inputs)
         result = train_gan(

@@ -31,10 +31,7 @@ def frames_and_spectrograms_png(
             axes[row, column].set_yticks([])
     axes[1, 0].set_ylabel("log-mel", fontsize=7)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
-    return buffer.getvalue()
+    return _figure_png(figure)
 
 
 def png_markdown(png: bytes, alt: str = "preview") -> str:
