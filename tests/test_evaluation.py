@@ -1,0 +1,212 @@
+"""Informativity summaries (s2i_models.evaluation) on hand-made histories."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from s2i_models.evaluation import (
+    average_over_window,
+    discriminator_update_epochs,
+    max_moving_average,
+    replace_after_discriminator_updates,
+    summarize,
+)
+
+
+def history(values: dict[str, dict[int, float]]) -> pd.DataFrame:
+    """{class: {epoch: informativity}} -> history table."""
+    rows = [(e, c, v) for c, by_epoch in values.items() for e, v in by_epoch.items()]
+    return pd.DataFrame(rows, columns=["epoch", "class_name", "informativity"])
+
+
+def values_by_epoch(table: pd.DataFrame, class_name: str, column: str = "informativity") -> dict[int, object]:
+    rows = table[table["class_name"] == class_name]
+    return dict(zip(rows["epoch"].tolist(), rows[column].tolist(), strict=True))
+
+
+def test_import_does_not_pull_torch():
+    code = "import sys, s2i_models.evaluation; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_discriminator_update_epochs():
+    assert discriminator_update_epochs(23, 5) == [5, 10, 15, 20]
+    assert discriminator_update_epochs(20, 5, unit="epoch") == [5, 10, 15, 20]
+    assert discriminator_update_epochs(3, 1) == [1, 2, 3]
+    assert discriminator_update_epochs(100, 5, unit="step") == []
+    with pytest.raises(ValueError, match="unit"):
+        discriminator_update_epochs(10, 5, unit="batch")
+
+
+def test_spikes_after_updates_are_replaced():
+    by_epoch = {e: 0.1 for e in range(1, 16)}
+    for e in (6, 7, 11, 12):
+        by_epoch[e] = 0.9
+    out = replace_after_discriminator_updates(history({"dog": by_epoch}), [5, 10])
+    assert np.allclose(out["informativity"], 0.1)
+    assert [e for e, r in values_by_epoch(out, "dog", "replaced").items() if r] == [6, 7, 11, 12]
+    assert out["replaced"].dtype == bool
+
+
+def test_replacement_uses_five_previous_unreplaced_evaluations():
+    by_epoch = {e: float(e) / 100 for e in range(1, 13)}
+    out = values_by_epoch(replace_after_discriminator_updates(history({"dog": by_epoch}), [10]), "dog")
+    # Epochs 11 and 12 both take the mean of epochs 6..10 (12 skips the replaced epoch 11).
+    assert out[11] == pytest.approx(0.08)
+    assert out[12] == pytest.approx(0.08)
+    assert out[10] == pytest.approx(0.10)
+    # Updates at 5 and 10: the five unreplaced evaluations before 11 are 4, 5, 8, 9, 10 (6 and 7 are replaced).
+    out = values_by_epoch(replace_after_discriminator_updates(history({"dog": by_epoch}), [5, 10]), "dog")
+    assert out[11] == pytest.approx(np.mean([0.04, 0.05, 0.08, 0.09, 0.10]))
+    assert out[6] == pytest.approx(np.mean([0.01, 0.02, 0.03, 0.04, 0.05]))
+
+
+def test_replacement_with_sparse_checkpoints_and_update_epoch_kept():
+    # Checkpoints every 2 epochs; updates at 5 and 10: evaluated epochs in (5, 7] and (10, 12] are 6 and 12.
+    by_epoch = {e: 0.1 for e in range(2, 21, 2)}
+    by_epoch[6] = by_epoch[12] = 0.9
+    by_epoch[8] = 0.5  # 8 is 3 epochs after the update at 5: kept
+    by_epoch[10] = 0.7  # the update epoch itself: kept
+    out = replace_after_discriminator_updates(history({"dog": by_epoch}), [5, 10])
+    replaced = values_by_epoch(out, "dog", "replaced")
+    assert [e for e, r in replaced.items() if r] == [6, 12]
+    values = values_by_epoch(out, "dog")
+    assert values[6] == pytest.approx(0.1)
+    assert values[8] == pytest.approx(0.5)
+    assert values[10] == pytest.approx(0.7)
+    # Before 12 only four unreplaced evaluations exist (2, 4, 8, 10; 6 is replaced): their mean.
+    assert values[12] == pytest.approx(np.mean([0.1, 0.1, 0.5, 0.7]))
+
+
+def test_replacement_without_earlier_evaluation_keeps_value():
+    # History starts at 2 right after an update at 1: 2 and 3 have no earlier evaluation and are kept, but as
+    # after-update values they are not used to replace 5 and 6 either.
+    out = replace_after_discriminator_updates(
+        history({"dog": {2: 0.9, 3: 0.8, 4: 0.4, 5: 0.1, 6: 0.7}}), [1, 4]
+    )
+    assert values_by_epoch(out, "dog") == pytest.approx({2: 0.9, 3: 0.8, 4: 0.4, 5: 0.4, 6: 0.4})
+    assert values_by_epoch(out, "dog", "replaced") == {2: False, 3: False, 4: False, 5: True, 6: True}
+
+
+def test_replacement_is_per_class_and_order_free():
+    dog = {e: 0.2 for e in range(1, 11)}
+    dog[6] = 0.9
+    fire = {e: 0.6 for e in range(1, 11) if e != 7}  # fireworks missing epoch 7
+    table = history({"dog": dog, "fireworks": fire})
+    shuffled = table.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    out = replace_after_discriminator_updates(shuffled, [5])
+    assert out[["class_name", "epoch"]].values.tolist() == sorted(
+        table[["class_name", "epoch"]].values.tolist()
+    )
+    assert np.allclose(values_by_epoch(out, "dog")[6], 0.2)
+    assert np.allclose(list(values_by_epoch(out, "fireworks").values()), 0.6)
+    assert [e for e, r in values_by_epoch(out, "fireworks", "replaced").items() if r] == [6]
+    assert [e for e, r in values_by_epoch(out, "dog", "replaced").items() if r] == [6, 7]
+    assert len(shuffled) == len(table)  # input left alone
+    assert "replaced" not in shuffled.columns
+
+
+def test_bad_history_is_rejected_with_context():
+    with pytest.raises(ValueError, match="missing column"):
+        replace_after_discriminator_updates(pd.DataFrame({"epoch": [1]}), [])
+    with pytest.raises(ValueError, match="epoch 3"):
+        average_over_window(history({"dog": {3: 1.5}}), 0, 10)
+    dup = pd.concat([history({"dog": {3: 0.5}})] * 2)
+    with pytest.raises(ValueError, match="more than one row for epoch 3"):
+        max_moving_average(dup)
+
+
+def test_window_average_on_a_ramp():
+    ramp = {e: e / 1000 for e in range(1, 1001)}
+    flat = {e: 0.3 for e in range(1, 1001)}
+    out = average_over_window(history({"dog": ramp, "rail": flat}), 101, 300)
+    assert out["dog"] == pytest.approx((101 + 300) / 2 / 1000)
+    assert out["rail"] == pytest.approx(0.3)
+    assert out["average"] == pytest.approx(((101 + 300) / 2 / 1000 + 0.3) / 2)
+    assert list(out.index) == ["dog", "rail", "average"]
+
+
+def test_window_average_is_mean_over_epochs_of_class_mean():
+    # rail is evaluated only at epoch 2: the average is the mean of epoch means (0.1, (0.3+0.9)/2).
+    out = average_over_window(history({"dog": {1: 0.1, 2: 0.3}, "rail": {2: 0.9}}), 1, 2)
+    assert out["average"] == pytest.approx((0.1 + 0.6) / 2)
+    assert out["rail"] == pytest.approx(0.9)
+
+
+def test_empty_window_is_nan():
+    out = average_over_window(history({"dog": {1: 0.1, 2: 0.3}}), 500, 4000)
+    assert math.isnan(out["dog"]) and math.isnan(out["average"])
+    out = average_over_window(history({"dog": {1: 0.1}, "rail": {600: 0.4}}), 500, 4000)
+    assert math.isnan(out["dog"])
+    assert out["rail"] == pytest.approx(0.4) and out["average"] == pytest.approx(0.4)
+
+
+def test_max_moving_average_of_a_bump():
+    # 20 epochs of 1.0 in 200 epochs of 0: the best 50-epoch window holds all 20 -> 20 / 50.
+    bump = {e: (1.0 if 101 <= e <= 120 else 0.0) for e in range(1, 201)}
+    wide = {e: (0.5 if 51 <= e <= 130 else 0.1) for e in range(1, 201)}  # wider than a window -> its height
+    out = max_moving_average(history({"dog": bump, "rail": wide}), 50)
+    assert out["dog"] == pytest.approx(0.4)
+    assert out["rail"] == pytest.approx(0.5)
+    # Class mean per epoch: 0.5*bump + 0.5*wide; best window [81, 130]: (20*1 + 50*0.5) / 2 / 50.
+    assert out["average"] == pytest.approx((20 * 1.0 + 50 * 0.5) / 100)
+
+
+def test_max_moving_average_counts_epochs_not_rows():
+    # Checkpoints every 5 epochs: the bump covers evaluated epochs 105..120 (4 rows); a 50-epoch window holds
+    # 10 rows, so the max is 4 / 10 (a 50-row window would give 4 / 50).
+    bump = {e: (1.0 if 105 <= e <= 120 else 0.0) for e in range(5, 501, 5)}
+    out = max_moving_average(history({"dog": bump}), 50)
+    assert out["dog"] == pytest.approx(0.4)
+
+
+def test_max_moving_average_needs_full_windows():
+    # A spike at the very start must not count as a 1-evaluation "window".
+    by_epoch = {e: 0.0 for e in range(1, 101)}
+    by_epoch[1] = 1.0
+    assert max_moving_average(history({"dog": by_epoch}), 50)["dog"] == pytest.approx(1 / 50)
+
+
+def test_max_moving_average_of_short_history_is_its_mean():
+    out = max_moving_average(history({"dog": {5: 0.1, 10: 0.2, 15: 0.6}}), 50)
+    assert out["dog"] == pytest.approx(0.3)
+    assert out["average"] == pytest.approx(0.3)
+
+
+def test_summarize_is_json_ready_and_uses_replaced_values():
+    dog = {e: 0.1 for e in range(1, 101)}
+    rail = {e: 0.3 for e in range(1, 101)}
+    for u in discriminator_update_epochs(90, 10):
+        dog[u + 1] = 0.9  # spikes right after each update must not reach the summaries
+    summary = summarize(
+        history({"dog": dog, "rail": rail}),
+        update_epochs=discriminator_update_epochs(100, 10),
+        window=(20, 80),
+        moving_average_epochs=50,
+    )
+    json_part = {k: v for k, v in summary.items() if k != "per_epoch"}
+    decoded = json.loads(json.dumps(json_part, allow_nan=False))
+    assert decoded["window"] == [20, 80]
+    assert decoded["window_average"]["dog"] == pytest.approx(0.1)
+    assert decoded["window_average"]["average"] == pytest.approx(0.2)
+    assert decoded["max_moving_average"]["dog"] == pytest.approx(0.1)
+    assert decoded["replaced_epochs"] == [u + k for u in range(10, 100, 10) for k in (1, 2)]
+    assert isinstance(summary["per_epoch"], pd.DataFrame)
+    assert summary["per_epoch"]["replaced"].sum() == 2 * 18  # both classes, 2 epochs after each of 9 updates
+    assert all(type(v) is float for v in decoded["window_average"].values())
+
+
+def test_summarize_empty_window_is_null_in_json():
+    summary = summarize(history({"dog": {1: 0.1, 2: 0.2}}), update_epochs=[])
+    json_part = {k: v for k, v in summary.items() if k != "per_epoch"}
+    decoded = json.loads(json.dumps(json_part, allow_nan=False))
+    assert decoded["window_average"] == {"dog": None, "average": None}
+    assert decoded["window"] == [500, 4000]
+    assert decoded["replaced_epochs"] == []
