@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipelines.data.classes import VEGAS_CLASSES
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "assets_config"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_PROFILE = "demo"
 
 

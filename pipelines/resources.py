@@ -7,9 +7,7 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from pipelines.profile import DEFAULT_PROFILE, Profile, load_profile
-
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+from pipelines.profile import DEFAULT_DATA_DIR, DEFAULT_PROFILE, Profile, load_profile
 
 
 class S2IProfile(ConfigurableResource):

@@ -76,3 +76,62 @@ def test_every_dim_has_its_assets_pool_and_code_version():
             )
             assert node.group_name == "models" and node.code_version
             assert node.pools == {"gpu"}
+
+
+def make_sound(path, seconds: float) -> str:
+    import subprocess
+
+    from pipelines.media.ffmpeg_binary import ffmpeg_exe
+
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=f=440:r=22050:d={seconds}",
+            str(path),
+        ],
+        check=True,
+    )
+    return str(path)
+
+
+def test_s2i_translate_sound_and_video(trained, tmp_path, capsys):
+    from PIL import Image
+
+    from pipelines.cli import main
+
+    _profile, data, _result = trained
+    wav = make_sound(tmp_path / "tone.wav", 2.5)  # audio only: two whole seconds
+    out = tmp_path / "grid.png"
+    assert main(["translate", wav, "--dim", "128", "-n", "3", "-o", str(out), "--data-dir", str(data)]) == 0
+    assert "2 s x 3 images" in capsys.readouterr().out
+    width, height = Image.open(out).size
+    assert width > height > 100  # two rows of three images
+
+    video = next((data / "vegas_clips" / "demo" / "dog" / "videos").glob("*.mp4"))
+    assert (
+        main(["translate", str(video), "--dim", "128", "-n", "1", "-o", str(out), "--data-dir", str(data)])
+        == 0
+    )
+
+
+def test_s2i_translate_errors_say_what_to_do(trained, tmp_path, capsys):
+    from pipelines.cli import main
+
+    _profile, data, _result = trained
+    short = make_sound(tmp_path / "blip.wav", 0.5)
+    assert main(["translate", short, "--dim", "128", "--data-dir", str(data)]) == 2
+    assert "shorter than 1 s" in capsys.readouterr().err
+    assert main(["translate", short, "--dim", "256", "--data-dir", str(data)]) == 2
+    assert "--select '*gan_256'" in capsys.readouterr().err
+    text = tmp_path / "notes.mp3"
+    text.write_text("not a sound at all, just words\n")
+    assert main(["translate", str(text), "--dim", "128", "--data-dir", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "not a video" in err and "plain text" in err

@@ -426,17 +426,13 @@ def _one_per_class(meta: list[dict], count: int) -> list[int]:
 
 
 def load_encoder(store: ArtifactStore, autoencoder_key: str, dim: int, device: str):
-    from s2i_models import AudioAutoencoder
-    from s2i_models.checkpoint import load_checkpoint
+    from s2i_models.translate import load_autoencoder
 
     folder = store.folder(autoencoder_key)
     manifest = read_manifest(folder)
     if manifest is None:
         raise FileNotFoundError(f"`{autoencoder_key}` has not been materialized: materialize it first")
-    checkpoint = load_checkpoint(folder / manifest.data["checkpoint"])
-    model = AudioAutoencoder(dim, width=checkpoint["config"]["width"])
-    model.load_state_dict(checkpoint["model"])
-    return model.to(device).eval()
+    return load_autoencoder(folder / manifest.data["checkpoint"], dim, device)
 
 
 def encode(model, mels: np.ndarray, stats: dict, device: str, batch_size: int = 256) -> np.ndarray:
@@ -454,10 +450,9 @@ def encode(model, mels: np.ndarray, stats: dict, device: str, batch_size: int = 
 
 
 def build_generator(config: dict, dim: int):
-    from s2i_models import DenseGenerator, SequentialGenerator
+    from s2i_models.translate import build_generator as build
 
-    kind = DenseGenerator if config.get("generator", "dense") == "dense" else SequentialGenerator
-    return kind(dim, width=config["width"], mc_dropout=True)
+    return build(config, dim)
 
 
 def generated_grid(

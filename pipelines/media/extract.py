@@ -334,6 +334,60 @@ def extract_clip(
     )
 
 
+def extract_sound(path: str | Path, *, sample_rate: int = 16000, timeout_s: float = 300) -> np.ndarray:
+    """The K whole seconds of any file ffmpeg reads with an audio stream (sound or video): (K, sample_rate)
+    float32 mono. Raises ClipError ("missing file", "empty file", "unreadable", "not a video" for text,
+    "no audio stream", "shorter than 1 s", "silent audio")."""
+    import ffmpeg
+
+    path = Path(path)
+    if not path.is_file():
+        raise ClipError(
+            path, "missing file", "no such file" if not path.exists() else "a directory, not a file"
+        )
+    if path.stat().st_size == 0:
+        raise ClipError(path, "empty file", "0 bytes")
+    with tempfile.TemporaryDirectory(prefix="s2i-sound-") as scratch:
+        audio_out, log_out = Path(scratch) / "audio.f32", Path(scratch) / "log"
+        source = ffmpeg.input(str(path))
+        audio = source["a:0"].filter(
+            "aresample", sample_rate, **{"first_pts": 0, "ochl": "mono", "osf": "flt"}
+        )
+        command = (
+            ffmpeg.output(audio, str(audio_out), f="f32le")
+            .global_args("-nostdin", "-hide_banner", "-nostats", "-loglevel", "info")
+            .overwrite_output()
+            .compile(cmd=ffmpeg_exe())
+        )
+        with open(log_out, "wb") as log:
+            try:
+                done = subprocess.run(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    timeout=timeout_s,
+                )
+            except subprocess.TimeoutExpired:
+                raise ClipError(path, "unreadable", f"ffmpeg ran longer than {timeout_s:g} s") from None
+        stderr = log_out.read_bytes().decode("utf-8", "replace")
+        samples = np.fromfile(audio_out, dtype="<f4") if audio_out.exists() else np.zeros(0, np.float32)
+    if done.returncode != 0 and samples.size == 0:
+        reason, detail = _failure_reason(path, _parse_listing(stderr), stderr)
+        if reason == "no video stream":  # a sound file is what this function is for
+            reason, detail = "unreadable", _stderr_tail(stderr)
+        raise ClipError(path, reason, f"ffmpeg exit status {done.returncode}\n{detail}".strip())
+    seconds = int(samples.size // sample_rate)
+    if seconds < 1:
+        raise ClipError(path, "shorter than 1 s", f"{samples.size / sample_rate:.3f} s of sound")
+    sound = np.ascontiguousarray(
+        samples[: seconds * sample_rate].reshape(seconds, sample_rate), dtype=np.float32
+    )
+    if float(np.max(np.abs(sound))) < SILENCE_PEAK:
+        raise ClipError(path, "silent audio", f"all {seconds} s are digital silence")
+    return sound
+
+
 def extract_features(
     path: str | Path, *, frame_size: int = 96, sample_rate: int = 16000
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -345,6 +399,7 @@ def extract_features(
 
 
 __all__ = [
+    "extract_sound",
     "COVERAGE_TOLERANCE_S",
     "SKIP_REASONS",
     "ClipError",
