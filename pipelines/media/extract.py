@@ -240,6 +240,20 @@ def _failure_reason(path: Path, listing: _InputListing, stderr: str) -> tuple[st
     return "unreadable", tail
 
 
+def _run_ffmpeg(command: list[str], log_out: Path, timeout_s: float) -> tuple[int | None, str]:
+    """Run ffmpeg with its log going to a file; (exit status or None on timeout, the log)."""
+    # Every output goes to a file: no pipe can fill up and block ffmpeg, and this process is not woken
+    # for each of the ~3 stderr lines per frame (reading them through a pipe cost ~7 ms of CPU a clip).
+    with open(log_out, "wb") as log:
+        try:
+            done = subprocess.run(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, timeout=timeout_s
+            )
+        except subprocess.TimeoutExpired:
+            return None, log_out.read_bytes().decode("utf-8", "replace")
+    return done.returncode, log_out.read_bytes().decode("utf-8", "replace")
+
+
 def _segment_audio(samples: np.ndarray, segments: int, sample_rate: int) -> np.ndarray:
     """(segments, sample_rate) float32; a tail short by at most the tolerance is mirrored to fill it."""
     needed = segments * sample_rate
@@ -273,21 +287,8 @@ def extract_clip(
     with tempfile.TemporaryDirectory(prefix="s2i-extract-") as scratch:
         frames_out, audio_out, log_out = (Path(scratch) / name for name in ("frames.rgb", "audio.f32", "log"))
         command = _ffmpeg_command(path, frames_out, audio_out, frame_size, sample_rate, threads)
-        # Every output goes to a file: no pipe can fill up and block ffmpeg, and this process is not woken
-        # for each of the ~3 stderr lines per frame (reading them through a pipe cost ~7 ms of CPU a clip).
-        with open(log_out, "wb") as log:
-            try:
-                done = subprocess.run(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                    timeout=timeout_s,
-                )
-            except subprocess.TimeoutExpired:
-                done = None
-        stderr = log_out.read_bytes().decode("utf-8", "replace")
-        if done is None:
+        returncode, stderr = _run_ffmpeg(command, log_out, timeout_s)
+        if returncode is None:
             raise ClipError(
                 path,
                 "unreadable",
@@ -296,14 +297,14 @@ def extract_clip(
         frames = np.fromfile(frames_out, dtype=np.uint8) if frames_out.exists() else np.zeros(0, np.uint8)
         samples = np.fromfile(audio_out, dtype="<f4") if audio_out.exists() else np.zeros(0, np.float32)
     listing = _parse_listing(stderr)
-    if done.returncode != 0 and frames.size == 0:
+    if returncode != 0 and frames.size == 0:
         decoded_frames, video_end = _video_extent(stderr)
         if listing.video_streams and listing.audio_streams and decoded_frames and video_end < 1:
             # Under a second of video gives no central frame at all, so ffmpeg's frame output stays
             # empty and it fails: that is a short clip, not a broken one.
             raise ClipError(path, "shorter than 1 s", f"video {video_end:.3f} s: no whole second to take")
         reason, detail = _failure_reason(path, listing, stderr)
-        raise ClipError(path, reason, f"ffmpeg exit status {done.returncode}\n{detail}".strip())
+        raise ClipError(path, reason, f"ffmpeg exit status {returncode}\n{detail}".strip())
     frames = frames[: frames.size // frame_bytes * frame_bytes].reshape(-1, frame_size, frame_size, 3)
     decoded_frames, video_end = _video_extent(stderr)
     audio_end = samples.size / sample_rate
@@ -359,24 +360,15 @@ def extract_sound(path: str | Path, *, sample_rate: int = 16000, timeout_s: floa
             .overwrite_output()
             .compile(cmd=ffmpeg_exe())
         )
-        with open(log_out, "wb") as log:
-            try:
-                done = subprocess.run(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                    timeout=timeout_s,
-                )
-            except subprocess.TimeoutExpired:
-                raise ClipError(path, "unreadable", f"ffmpeg ran longer than {timeout_s:g} s") from None
-        stderr = log_out.read_bytes().decode("utf-8", "replace")
+        returncode, stderr = _run_ffmpeg(command, log_out, timeout_s)
+        if returncode is None:
+            raise ClipError(path, "unreadable", f"ffmpeg ran longer than {timeout_s:g} s")
         samples = np.fromfile(audio_out, dtype="<f4") if audio_out.exists() else np.zeros(0, np.float32)
-    if done.returncode != 0 and samples.size == 0:
+    if returncode != 0 and samples.size == 0:
         reason, detail = _failure_reason(path, _parse_listing(stderr), stderr)
         if reason == "no video stream":  # a sound file is what this function is for
             reason, detail = "unreadable", _stderr_tail(stderr)
-        raise ClipError(path, reason, f"ffmpeg exit status {done.returncode}\n{detail}".strip())
+        raise ClipError(path, reason, f"ffmpeg exit status {returncode}\n{detail}".strip())
     seconds = int(samples.size // sample_rate)
     if seconds < 1:
         raise ClipError(path, "shorter than 1 s", f"{samples.size / sample_rate:.3f} s of sound")
