@@ -4,7 +4,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from pipelines.assets.common import Timer, markdown_table, result_from, reuse, upstream_fingerprint
-from pipelines.data.artifact_manifest import fingerprint, write_manifest
+from pipelines.data.artifact_manifest import fingerprint, read_manifest, write_manifest
 from pipelines.data.files import write_json_atomic, write_parquet_atomic
 from pipelines.data.previews import frames_and_spectrograms_png, png_markdown
 from pipelines.data.segments import ClipJob, extract_segments, iter_segments, read_cached
@@ -124,8 +124,6 @@ def spectrogram_stats(context: AssetExecutionContext, store: ArtifactStore) -> M
 
 def segments_cache_dir(store: ArtifactStore):
     """The per-clip cache the current `segments` materialization points at."""
-    from pipelines.data.artifact_manifest import read_manifest
-
     folder = store.folder("segments")
     manifest = read_manifest(folder)
     if manifest is None:

@@ -169,10 +169,9 @@ def build_model_assets(dim: int):
 
         import torch
 
-        from s2i_models import AudioAutoencoder
-        from s2i_models.checkpoint import load_checkpoint
         from s2i_models.loaders import spectrogram_batch
         from s2i_models.train.autoencoder import train_autoencoder
+        from s2i_models.translate import load_autoencoder
 
         settings = profile.load()
         config = autoencoder_config(settings)
@@ -218,14 +217,13 @@ def build_model_assets(dim: int):
         history = pd.DataFrame(result.history)
         write_parquet_atomic(folder / "history.parquet", history)
 
-        model = AudioAutoencoder(dim, width=config.width)
-        model.load_state_dict(load_checkpoint(result.final_checkpoint)["model"])
-        model.eval()
+        model = load_autoencoder(result.final_checkpoint, dim)
         val = load_shards(store, "val")
         picks = _one_per_class(val.meta, count=1)
+        inputs_scaled = spectrogram_batch(torch.from_numpy(val.mels[picks]), stats)  # (P, 1, 128, 100)
         with torch.no_grad():
-            recon, _ = model(spectrogram_batch(torch.from_numpy(val.mels[picks]), stats))
-        originals = spectrogram_batch(torch.from_numpy(val.mels[picks]), stats)[:, 0].transpose(1, 2).numpy()
+            recon, _ = model(inputs_scaled)
+        originals = inputs_scaled[:, 0].transpose(1, 2).numpy()
         recons = recon[:, 0].transpose(1, 2).numpy()
         metadata = {
             **_history_metadata(history, ["train_loss", "val_loss"]),
@@ -449,28 +447,19 @@ def encode(model, mels: np.ndarray, stats: dict, device: str, batch_size: int = 
     return np.concatenate(outputs)
 
 
-def build_generator(config: dict, dim: int):
-    from s2i_models.translate import build_generator as build
-
-    return build(config, dim)
-
-
 def generated_grid(
     store, embeddings_key, checkpoint_path, config, settings: Profile, device: str, samples: int = 3
 ) -> bytes:
     """Fixed validation sounds: the true frame, then `samples` MC-dropout translations of the sound."""
     import torch
 
-    from s2i_models.checkpoint import load_checkpoint
     from s2i_models.loaders import images_to_uint8
+    from s2i_models.translate import load_generator
 
     val = load_shards(store, "val")
     embeddings = np.load(store.folder(embeddings_key) / "val.npy")
     picks = _one_per_class(val.meta, settings.gan.preview_sounds_per_class)
-    checkpoint = load_checkpoint(checkpoint_path)
-    generator = build_generator(checkpoint["config"], config.dim)
-    generator.load_state_dict(checkpoint["generator"])
-    generator.to(device).eval()
+    generator = load_generator(checkpoint_path, config.dim, device)
     torch.manual_seed(settings.seed)
     x = torch.from_numpy(embeddings[picks]).to(device)
     with torch.no_grad():
@@ -526,6 +515,7 @@ def _model_checks(dim: int, autoencoder_key: str, embeddings_key: str, gan_key: 
         import torch
 
         from s2i_models.checkpoint import load_checkpoint
+        from s2i_models.translate import build_generator
 
         folder = store.folder(gan_key)
         manifest = read_manifest(folder)

@@ -9,14 +9,21 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def frames_and_spectrograms_png(
-    frames: Sequence[np.ndarray], mels: Sequence[np.ndarray], titles: Sequence[str]
-) -> bytes:
-    """One column per sample: its frame on top, its log-mel (mel up, time right) below."""
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display on servers and workers)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def frames_and_spectrograms_png(
+    frames: Sequence[np.ndarray], mels: Sequence[np.ndarray], titles: Sequence[str]
+) -> bytes:
+    """One column per sample: its frame on top, its log-mel (mel up, time right) below."""
+    plt = _pyplot()
 
     count = len(frames)
     figure, axes = plt.subplots(2, count, figsize=(1.9 * count, 3.6), squeeze=False)
@@ -40,8 +47,7 @@ def png_markdown(png: bytes, alt: str = "preview") -> str:
 
 
 def _figure_png(figure) -> bytes:
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80)
     plt.close(figure)
@@ -52,10 +58,7 @@ def loss_curves_png(
     epochs: Sequence[int], curves: dict[str, Sequence[float]], title: str, smooth: int = 0
 ) -> bytes:
     """Loss per epoch, one line per curve; with `smooth` > 1 also its `smooth`-epoch moving average (bold)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     figure, axis = plt.subplots(figsize=(6, 3.2))
     for name, values in curves.items():
@@ -86,10 +89,7 @@ def image_grid_png(
     rows: Sequence[Sequence[np.ndarray]], row_titles: Sequence[str], column_titles: Sequence[str]
 ) -> bytes:
     """A grid of (H, W, 3) uint8 images: one row per sound, e.g. its true frame then generated ones."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     height, width = len(rows), max(len(row) for row in rows)
     figure, axes = plt.subplots(
@@ -115,10 +115,7 @@ def spectrogram_pairs_png(
     originals: Sequence[np.ndarray], reconstructions: Sequence[np.ndarray], titles: Sequence[str]
 ) -> bytes:
     """Log-mels (time x mel) above their reconstructions."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     count = len(originals)
     figure, axes = plt.subplots(2, count, figsize=(1.9 * count, 3.4), squeeze=False)
