@@ -14,17 +14,31 @@ from dagster import (
 )
 
 from pipelines import checks
-from pipelines.assets import dataset, features, ingest, training
+from pipelines.assets import dataset, evaluation, features, ingest, training
 from pipelines.executor import select_executor
 from pipelines.profile import load_profile
 from pipelines.resources import default_resources
+from pipelines.schedules import build_evaluation_schedule, evaluation_automation, evaluation_job
 
 _resources = default_resources()
 # Fail at load, not mid-run, when the profile is invalid: the message names the key and the value.
-load_profile(_resources["profile"].profile)
+_profile = load_profile(_resources["profile"].profile)
 
-all_assets = [*load_assets_from_modules([ingest, features, dataset]), *training.model_assets]
-all_checks = [*load_asset_checks_from_modules([checks]), *training.model_checks]
+all_assets = [
+    *load_assets_from_modules([ingest, features, dataset]),
+    *training.model_assets,
+    evaluation.informativity_candidates,
+    evaluation.informativity_labels,
+    evaluation.informativity_classifiers,
+    *evaluation.informativity_assets,
+    evaluation.s2i_report,
+]
+all_checks = [
+    *load_asset_checks_from_modules([checks]),
+    *training.model_checks,
+    evaluation.classifiers_beat_chance,
+    *evaluation.informativity_checks,
+]
 
 s2i_job = define_asset_job(
     "s2i_job", selection=AssetSelection.all(), description="Every asset of the pipeline, in order."
@@ -33,7 +47,9 @@ s2i_job = define_asset_job(
 defs = Definitions(
     assets=all_assets,
     asset_checks=all_checks,
-    jobs=[s2i_job],
+    jobs=[s2i_job, evaluation_job],
+    schedules=[build_evaluation_schedule(_profile.evaluation.schedule)],
+    sensors=[evaluation_automation],
     resources=_resources,
     executor=select_executor(),  # S2I_EXECUTOR: multiprocess (default), in_process or k8s
 )

@@ -115,6 +115,53 @@ class GanSettings(_Strict):
     preview_sounds_per_class: int = Field(2, ge=1, le=16)  # fixed validation sounds in the image grid
 
 
+class ClassifierSettings(_Strict):
+    """The per-class informativity classifiers (SPEC §5): SGD lr 0.001, momentum 0.9, weight decay 5e-5."""
+
+    width: float = Field(1.0, gt=0, le=4)
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(0.001, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-5, ge=0)
+    train_fraction: float = Field(0.8, gt=0, lt=1)
+
+
+class EvaluationSettings(_Strict):
+    """Informativity evaluation (SPEC §5): labelled candidates, classifiers, per-epoch informativity."""
+
+    labels: Literal["person", "oracle"] = "person"  # oracle: the demo's automatic stand-in for a person
+    labels_per_class: int = Field(500, ge=1)  # target informative images per class (and as many non-informative)
+    min_labels_per_class: int = Field(8, ge=2)  # fewer of either label in a class is an error
+    candidate_dims: list[Literal[128, 256, 512, 1024, 2048]] = [128, 256, 512, 1024, 2048]
+    checkpoints_per_dim: int = Field(4, ge=1)  # evenly spaced over each candidate GAN's saved checkpoints
+    candidate_sounds_per_class: int | None = Field(250, ge=1)  # validation sounds per class (None: all)
+    candidate_samples: int = Field(1, ge=1, le=64)  # MC-dropout images per validation sound and checkpoint
+    oracle_margin: float = Field(0.5, gt=0, lt=1)  # p(sound's class) - max p(any other) for "informative"
+    test_samples: int = Field(1, ge=1, le=64)  # MC-dropout translations per test sound and checkpoint
+    window: tuple[int, int] = (500, 4000)  # epochs averaged in the first summary (inclusive)
+    moving_average_epochs: int = Field(50, ge=1)
+    schedule: str = "0 3 * * *"  # cron: nightly re-evaluation from the latest checkpoints
+    classifier: ClassifierSettings = ClassifierSettings()
+
+    @field_validator("window")
+    @classmethod
+    def _ordered(cls, window: tuple[int, int]) -> tuple[int, int]:
+        if not 0 <= window[0] <= window[1]:
+            raise ValueError(f"window must be [start, end] epochs with 0 <= start <= end, got {list(window)}")
+        return window
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, schedule: str) -> str:
+        fields = schedule.split()
+        if len(fields) != 5:
+            raise ValueError(
+                "schedule must be a 5-field cron string (minute hour day month weekday), e.g. '0 3 * * *'"
+            )
+        return schedule
+
+
 class Profile(_Strict):
     """Validated settings. `name` and `path` say where they came from."""
 
@@ -129,6 +176,7 @@ class Profile(_Strict):
     shards: ShardSettings = ShardSettings()
     autoencoder: AutoencoderSettings = AutoencoderSettings()
     gan: GanSettings = GanSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
 
     @field_validator("workers", mode="before")
     @classmethod

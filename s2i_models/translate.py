@@ -50,3 +50,24 @@ def translate(
         images_to_uint8(generator(embeddings)).cpu().numpy() for _ in range(samples)
     ]  # samples x (S, 96, 96, 3)
     return np.stack(images, axis=1)
+
+
+@torch.no_grad()
+def generate(
+    generator: nn.Module,
+    embeddings: np.ndarray,
+    samples: int = 1,
+    seed: int = 0,
+    device: str = "cpu",
+    batch_size: int = 256,
+) -> np.ndarray:
+    """(N, dim) embeddings -> (N, samples, 96, 96, 3) uint8: `samples` MC-dropout images per embedding."""
+    from s2i_models.loaders import images_to_uint8
+
+    torch.manual_seed(seed)
+    out = np.empty((len(embeddings), samples, 96, 96, 3), dtype=np.uint8)
+    for sample in range(samples):
+        for start in range(0, len(embeddings), batch_size):
+            x = torch.from_numpy(embeddings[start : start + batch_size]).to(device)  # (B, dim)
+            out[start : start + len(x), sample] = images_to_uint8(generator(x)).cpu().numpy()
+    return out
