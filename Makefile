@@ -37,6 +37,7 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster asset materialize -m pipelines --select '*'
 	@echo ""
 	@echo "Done. Artifacts are under $${S2I_DATA_DIR:-$(CURDIR)/data}; 'make dev' opens them in the Dagster UI."
+	@$(BIN)/s2i report
 
 dev: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m pipelines -h 127.0.0.1 -p 3000

@@ -1,11 +1,20 @@
 """The `s2i` command: what is not an asset run.
 
-s2i profile show [--profile NAME_OR_PATH]    the validated settings in force (S2I_PROFILE by default)
+s2i profile show [--profile NAME_OR_PATH]
+    the validated settings in force (S2I_PROFILE by default)
+s2i translate SOUND [--dim 512] [-n 8] [-o OUT.png] [--data-dir DIR]
+    imagine pictures for a sound with a trained generator
+s2i label [--data-dir DIR] [--host 127.0.0.1] [--port 8765] [--labeller NAME] [--profile NAME_OR_PATH]
+    a local web page where a person labels the informativity candidates as informative or not of
+    their sound's class (paper §5.3); answers go to <data dir>/informativity_answers/answers.json
+s2i report [--data-dir DIR]
+    where the report is, and its summary table (informativity per dim and class vs the baseline)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -89,6 +98,57 @@ def _translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label(args: argparse.Namespace) -> int:
+    from pipelines.data.answers import AnswersFileError
+    from pipelines.labelling import LabellingError, serve
+    from pipelines.profile import ProfileError, load_profile
+
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as error:
+        raise CliError(str(error)) from None
+    # `evaluation.labels_per_class` is newer than some profiles: the paper's 500 per label when absent.
+    target = getattr(getattr(profile, "evaluation", None), "labels_per_class", 500)
+    try:
+        serve(
+            _data_dir(args.data_dir),
+            class_labels=dict(profile.classes),
+            target_per_class=target,
+            labeller=args.labeller,
+            host=args.host,
+            port=args.port,
+        )
+    except (LabellingError, AnswersFileError) as error:
+        raise CliError(str(error)) from None
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    import json
+
+    from pipelines.data.report import summary_table_markdown
+
+    folder = _data_dir(args.data_dir) / "s2i_report"
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except FileNotFoundError:
+        raise CliError(
+            f"no report under {folder}: build it with "
+            "dagster asset materialize -m pipelines --select s2i_report (or make demo)"
+        ) from None
+    print(f"Report: {folder / 'index.html'}")
+    print(summary_table_markdown(summary, summary.get("classes", {})))
+    best = summary.get("best_dim")
+    if best is not None:
+        row = summary["dims"][str(best)]
+        window = summary["window"]
+        print(
+            f"Best dim {best}: informativity {100 * row['window_average']['average']:.1f} % on average over "
+            f"epochs {window[0]}-{window[1]}; untrained generator {100 * row['baseline']['average']:.1f} %"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="s2i", description="Sound-to-Imagination tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +166,22 @@ def main(argv: list[str] | None = None) -> int:
     translate.add_argument("--max-seconds", type=int, default=10, help="translate at most this many seconds")
     translate.add_argument("--data-dir", help="artifacts folder (default: S2I_DATA_DIR, else data/)")
     translate.set_defaults(run=_translate)
+
+    label = commands.add_parser("label", help="label candidate images as informative or not, in a browser")
+    label.add_argument("--data-dir", help="artifacts folder (default: S2I_DATA_DIR, else data/)")
+    label.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    label.add_argument("--port", type=int, default=8765, help="port to listen on, 0 for any free one")
+    label.add_argument(
+        "--labeller",
+        default=os.environ.get("USER") or "anonymous",
+        help="name stored with each answer (default: $USER, else anonymous)",
+    )
+    label.add_argument("--profile", help="class names from this profile (default: S2I_PROFILE, else demo)")
+    label.set_defaults(run=_label)
+
+    report = commands.add_parser("report", help="where the report is, and its summary table")
+    report.add_argument("--data-dir", help="artifacts folder (default: S2I_DATA_DIR, else data/)")
+    report.set_defaults(run=_report)
 
     args = parser.parse_args(argv)
     try:

@@ -131,7 +131,9 @@ class EvaluationSettings(_Strict):
     """Informativity evaluation (SPEC §5): labelled candidates, classifiers, per-epoch informativity."""
 
     labels: Literal["person", "oracle"] = "person"  # oracle: the demo's automatic stand-in for a person
-    labels_per_class: int = Field(500, ge=1)  # target informative images per class (and as many non-informative)
+    labels_per_class: int = Field(
+        500, ge=1
+    )  # target informative images per class (and as many non-informative)
     min_labels_per_class: int = Field(8, ge=2)  # fewer of either label in a class is an error
     candidate_dims: list[Literal[128, 256, 512, 1024, 2048]] = [128, 256, 512, 1024, 2048]
     checkpoints_per_dim: int = Field(4, ge=1)  # evenly spaced over each candidate GAN's saved checkpoints

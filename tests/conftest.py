@@ -30,3 +30,24 @@ def make_resources(profile: Path | str, data_dir: Path) -> dict:
         "store": ArtifactStore(root=str(data_dir)),
         "torch_device": TorchDevice(device="cpu"),
     }
+
+
+MODELS = ["autoencoder_128", "audio_embeddings_128", "gan_128"]
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """The tiny chain up to gan_128, trained once for every test module that needs trained networks."""
+    from dagster import materialize
+
+    from pipelines.definitions import all_assets, all_checks
+
+    root = tmp_path_factory.mktemp("models")
+    profile = root / "tiny.yaml"
+    profile.write_text(TINY_DEMO)
+    data = root / "data"
+    chain = ["vegas_clips", "segments", "splits", "spectrogram_stats", "shards"]
+    result = materialize(
+        [*all_assets, *all_checks], resources=make_resources(profile, data), selection=chain + MODELS
+    )
+    return profile, data, result

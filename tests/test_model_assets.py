@@ -2,33 +2,17 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 from dagster import materialize
 
 from pipelines.assets.training import DIMS
 from pipelines.definitions import all_assets, all_checks, defs
-from tests.conftest import TINY_DEMO, make_resources
-
-MODELS = ["autoencoder_128", "audio_embeddings_128", "gan_128"]
+from tests.conftest import MODELS, make_resources
 
 
 def metadata_of(result, key: str) -> dict:
     return {
         name: value.value for name, value in result.asset_materializations_for_node(key)[-1].metadata.items()
     }
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    profile = root / "tiny.yaml"
-    profile.write_text(TINY_DEMO)
-    data = root / "data"
-    chain = ["vegas_clips", "segments", "splits", "spectrogram_stats", "shards"]
-    result = materialize(
-        [*all_assets, *all_checks], resources=make_resources(profile, data), selection=chain + MODELS
-    )
-    return profile, data, result
 
 
 def test_models_materialize_with_checks(trained):

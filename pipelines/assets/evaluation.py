@@ -8,7 +8,6 @@ nightly schedule can follow a training run still in progress. Each checkpoint's 
 under its own key, so a re-run evaluates only the checkpoints it has not seen.
 """
 
-
 import json
 from pathlib import Path
 

@@ -69,6 +69,8 @@ class DemoOracle:
 
     def margins(self, images: np.ndarray, class_names: list[str]) -> np.ndarray:
         """p(the given class) - max p(any other answer), per image."""
+        if len(class_names) != len(images):
+            raise ValueError(f"demo oracle: {len(class_names)} class names for {len(images)} images")
         unknown = sorted(set(class_names) - set(self.answers[:-1]))
         if unknown:
             raise ValueError(

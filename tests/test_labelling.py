@@ -1,0 +1,338 @@
+"""`s2i label`: the answers store, the HTTP API, and the page driven in a real headless Chromium."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from pipelines.cli import main
+from pipelines.data import files
+from pipelines.data.answers import AnswerBook, AnswersFileError, answers_path, counts
+from pipelines.labelling import CANDIDATES_FOLDER, LabellingError, make_server, serve_in_thread, server_url
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+CLASS_LABELS = {"dog": "Dog", "fireworks": "Fireworks"}
+
+
+def make_candidates(data_dir: Path, count: int = 8) -> pd.DataFrame:
+    """`count` tiny distinct PNGs and their candidates table, classes alternating dog / fireworks."""
+    folder = data_dir / CANDIDATES_FOLDER
+    (folder / "images").mkdir(parents=True)
+    rows = []
+    for index in range(count):
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8), (index * 30 % 256, 255 - index * 20, 77)).save(buffer, format="PNG")
+        png = buffer.getvalue()
+        image = f"images/c{index:05d}.png"
+        (folder / image).write_bytes(png)
+        rows.append(
+            {
+                "candidate_id": f"c{index:05d}",
+                "image": image,
+                "class_name": ("dog", "fireworks")[index % 2],
+                "clip_id": f"clip{index}",
+                "segment": index % 3,
+                "dim": 512,
+                "epoch": 10,
+                "checkpoint": "generator_epoch0010.pt",
+                "sample": index,
+                "sha256": hashlib.sha256(png).hexdigest(),
+            }
+        )
+    table = pd.DataFrame(rows)
+    table.to_parquet(folder / "candidates.parquet", index=False)
+    (folder / "manifest.json").write_text("{}")
+    return table
+
+
+@pytest.fixture
+def candidates(tmp_path: Path) -> pd.DataFrame:
+    return make_candidates(tmp_path)
+
+
+@pytest.fixture
+def server_url_(tmp_path: Path, candidates: pd.DataFrame) -> Iterator[str]:
+    """A labelling server on a free port in a background thread, stopped after the test."""
+    server = make_server(tmp_path, class_labels=CLASS_LABELS, target_per_class=2, labeller="tester", port=0)
+    thread = serve_in_thread(server)
+    try:
+        yield server_url(server).rstrip("/")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def request(url: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, bytes]:
+    """(status, body) of a GET, or of a POST when `body` is given; HTTP errors come back, not raised."""
+    headers = {"Content-Type": content_type} if body is not None else {}
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, data=body, headers=headers), timeout=5
+        ) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def post_json(url: str, data: object) -> tuple[int, dict]:
+    status, body = request(url, json.dumps(data).encode())
+    return status, json.loads(body)
+
+
+def stored(data_dir: Path) -> dict[str, dict]:
+    data = json.loads(answers_path(data_dir).read_text())
+    assert data["version"] == 1
+    return data["answers"]
+
+
+# The answers store.
+
+
+def test_record_writes_the_whole_file_and_a_later_answer_replaces(tmp_path: Path) -> None:
+    path = answers_path(tmp_path)
+    assert path == tmp_path / "informativity_answers" / "answers.json"
+    book = AnswerBook(path)
+    assert book.answers() == {}
+    book.record("aa", "informative", candidate_id="c1", class_name="dog", labeller="ana")
+    book.record("bb", "skip", candidate_id="c2", class_name="dog", labeller="ana")
+    book.record("aa", "non_informative", candidate_id="c1", class_name="dog", labeller="bo")
+
+    on_disk = stored(tmp_path)
+    assert {sha: answer["label"] for sha, answer in on_disk.items()} == {
+        "aa": "non_informative",
+        "bb": "skip",
+    }
+    assert on_disk["aa"]["labeller"] == "bo" and on_disk["aa"]["candidate_id"] == "c1"
+    assert on_disk["aa"]["answered_at"].endswith("+00:00")  # UTC
+    assert AnswerBook(path).answers() == on_disk == book.answers()
+    assert book.forget("bb") and not book.forget("bb")
+    assert set(stored(tmp_path)) == {"aa"}
+
+
+def test_a_failed_write_keeps_the_previous_file_and_memory(tmp_path: Path, monkeypatch) -> None:
+    book = AnswerBook(answers_path(tmp_path))
+    book.record("aa", "informative", candidate_id="c1", class_name="dog", labeller="ana")
+    before = answers_path(tmp_path).read_bytes()
+
+    def no_rename(source: object, target: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "replace", no_rename)
+    with pytest.raises(OSError, match="No space left"):
+        book.record("bb", "skip", candidate_id="c2", class_name="dog", labeller="ana")
+    assert answers_path(tmp_path).read_bytes() == before
+    assert set(book.answers()) == {"aa"}
+    assert [p.name for p in answers_path(tmp_path).parent.iterdir()] == ["answers.json"]  # no temp left
+
+
+def test_a_bad_label_names_the_allowed_ones(tmp_path: Path) -> None:
+    book = AnswerBook(answers_path(tmp_path))
+    with pytest.raises(ValueError, match="'maybe' is not one of informative, non_informative, skip"):
+        book.record("aa", "maybe", candidate_id="c1", class_name="dog", labeller="ana")
+    assert not answers_path(tmp_path).exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"version": 1, "answers": {"aa": {"label": "inform',
+        "[]",
+        '{"version": 1, "answers": {"aa": {"label": "x"}}}',
+    ],
+    ids=["truncated", "not-an-object", "bad-label"],
+)
+def test_a_corrupt_file_is_an_error_and_is_never_overwritten(tmp_path: Path, content: str) -> None:
+    path = answers_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    with pytest.raises(AnswersFileError, match="never overwritten") as error:
+        AnswerBook(path)
+    assert str(path) in str(error.value)
+    assert path.read_text() == content
+
+
+def test_counts_per_class_from_the_candidates_table(candidates: pd.DataFrame) -> None:
+    sha = list(candidates["sha256"])
+    answers = {
+        sha[0]: {"label": "informative"},
+        sha[1]: {"label": "non_informative"},
+        sha[2]: {"label": "informative"},
+        sha[3]: {"label": "skip"},
+        "not-a-candidate": {"label": "informative"},
+    }
+    assert counts(answers, candidates) == {
+        "dog": {"informative": 2, "non_informative": 0, "skip": 0},
+        "fireworks": {"informative": 0, "non_informative": 1, "skip": 1},
+    }
+
+
+# The HTTP API.
+
+
+def test_state_answer_and_image(server_url_: str, tmp_path: Path, candidates: pd.DataFrame) -> None:
+    status, body = request(server_url_ + "/api/state")
+    state = json.loads(body)
+    assert status == 200 and state["answered"] == 0 and state["total"] == 8
+    assert state["next"] == {
+        "candidate_id": "c00000",
+        "class_name": "dog",
+        "class_label": "Dog",
+        "image_url": "/images/c00000.png",
+    }
+    assert state["per_class"]["fireworks"] == {"informative": 0, "non_informative": 0, "skip": 0, "target": 2}
+
+    status, png = request(server_url_ + state["next"]["image_url"])
+    assert status == 200 and hashlib.sha256(png).hexdigest() == candidates["sha256"][0]
+
+    status, state = post_json(server_url_ + "/api/answer", {"candidate_id": "c00000", "label": "informative"})
+    assert status == 200 and state["answered"] == 1 and state["next"]["candidate_id"] == "c00001"
+    assert state["per_class"]["dog"]["informative"] == 1
+    assert stored(tmp_path)[candidates["sha256"][0]]["labeller"] == "tester"
+
+    status, page = request(server_url_ + "/")
+    assert status == 200 and b'id="image"' in page and b"http" not in page.split(b"<script>")[0]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (
+            b'{"candidate_id": "nope", "label": "informative"}',
+            "application/json",
+            "unknown candidate_id 'nope'",
+        ),
+        (b'{"candidate_id": "c00001", "label": "maybe"}', "application/json", "not one of informative"),
+        (b'{"candidate_id": "c00001", "label": ', "application/json", "not valid JSON"),
+        (b'["c00001", "informative"]', "application/json", "must be a JSON object"),
+        (b"candidate_id=c00001&label=skip", "application/x-www-form-urlencoded", "as JSON"),
+    ],
+    ids=["unknown-id", "bad-label", "bad-json", "not-an-object", "a-form"],
+)
+def test_bad_answers_are_400_with_a_message(
+    server_url_: str, tmp_path: Path, body: bytes, content_type: str, message: str
+) -> None:
+    status, reply = request(server_url_ + "/api/answer", body, content_type)
+    assert status == 400 and message in json.loads(reply)["error"]
+    assert not answers_path(tmp_path).exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/images/..%2F..%2Fetc%2Fpasswd.png",
+        "/images/../../etc/passwd.png",
+        "/images/..%2Fcandidates.parquet%00.png",
+        "/images/images%2Fc00000.png",
+        "/images/c99999.png",
+        "/candidates.parquet",
+    ],
+)
+def test_images_come_only_from_the_table(server_url_: str, path: str) -> None:
+    status, reply = request(server_url_ + path)
+    assert status == 404 and b"root:" not in reply
+
+
+def test_an_image_path_outside_the_folder_is_refused(tmp_path: Path, candidates: pd.DataFrame) -> None:
+    candidates.loc[3, "image"] = "../../outside.png"
+    candidates.to_parquet(tmp_path / CANDIDATES_FOLDER / "candidates.parquet", index=False)
+    with pytest.raises(LabellingError, match="c00003.*outside"):
+        make_server(tmp_path, class_labels=CLASS_LABELS, target_per_class=2, labeller="t", port=0)
+
+
+def test_missing_candidates_say_what_to_materialize(tmp_path: Path, capsys) -> None:
+    with pytest.raises(LabellingError, match="--select informativity_candidates"):
+        make_server(tmp_path, class_labels=CLASS_LABELS, target_per_class=2, labeller="t", port=0)
+    assert main(["label", "--data-dir", str(tmp_path), "--profile", "demo", "--port", "0"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("s2i label: no candidates under") and "Traceback" not in error
+
+
+# The page in a real browser.
+
+
+def test_the_page_in_chromium_labels_and_resumes(
+    server_url_: str, tmp_path: Path, candidates: pd.DataFrame
+) -> None:
+    if not CHROMIUM.exists():
+        if os.environ.get("S2I_REQUIRE_CHROMIUM") == "1":
+            pytest.fail(f"S2I_REQUIRE_CHROMIUM=1 but {CHROMIUM} is missing: apt-get install chromium")
+        pytest.skip(
+            f"{CHROMIUM} is missing (Debian package chromium); S2I_REQUIRE_CHROMIUM=1 makes this fail"
+        )
+    from playwright.sync_api import expect, sync_playwright
+
+    ids = list(candidates["candidate_id"])
+    image = "#image"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server_url_ + "/")
+
+            # Five answers, by buttons and by keys; each waits for the page to show the candidate first.
+            actions = [
+                (page.click, "#informative", "informative"),
+                (page.keyboard.press, "n", "non_informative"),
+                (page.keyboard.press, "Space", "skip"),
+                (page.click, "#non-informative", "non_informative"),
+                (page.keyboard.press, "1", "informative"),
+            ]
+            for candidate_id, (act, target, _) in zip(ids, actions, strict=False):
+                expect(page.locator(image)).to_have_attribute("data-candidate-id", candidate_id)
+                act(target)
+            expect(page.locator(image)).to_have_attribute("data-candidate-id", ids[5])
+            expect(page.locator("#class-label")).to_have_text("Fireworks?")
+            expect(page.locator("#progress")).to_have_text("answered 5 of 8")
+
+            sha = dict(zip(candidates["candidate_id"], candidates["sha256"], strict=True))
+            answers = stored(tmp_path)
+            assert {sha[cid]: label for cid, (_, _, label) in zip(ids, actions, strict=False)} == {
+                key: answer["label"] for key, answer in answers.items()
+            }
+
+            page.reload()
+            expect(page.locator(image)).to_have_attribute("data-candidate-id", ids[5])
+            expect(page.locator("#progress")).to_contain_text("5 of 8")
+            assert page.locator(image).evaluate("img => img.complete && img.naturalWidth") == 8
+
+            # Undo takes back the last answer of this page.
+            page.keyboard.press("s")
+            expect(page.locator(image)).to_have_attribute("data-candidate-id", ids[6])
+            page.click("#undo")
+            expect(page.locator(image)).to_have_attribute("data-candidate-id", ids[5])
+            assert len(stored(tmp_path)) == 5
+
+            # A server error is shown on the page, and the candidate stays.
+            page.route("**/api/answer", lambda route: route.fulfill(status=400, json={"error": "disk full"}))
+            page.keyboard.press("i")
+            expect(page.locator("#error")).to_have_text("disk full")
+            expect(page.locator(image)).to_have_attribute("data-candidate-id", ids[5])
+            page.unroute("**/api/answer")
+
+            for candidate_id in ids[5:]:
+                expect(page.locator(image)).to_have_attribute("data-candidate-id", candidate_id)
+                page.keyboard.press("0")
+            expect(page.locator("#done")).to_be_visible()
+            expect(page.locator("#error")).to_be_hidden()
+            expect(page.locator("#progress")).to_have_text("answered 8 of 8")
+            assert len(stored(tmp_path)) == 8
+        finally:
+            browser.close()
