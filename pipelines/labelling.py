@@ -105,7 +105,14 @@ class LabellingApp:
             for class_name, per_label in counts(answers, table).items()
         }
         unanswered = [candidate for candidate in self.candidates if candidate.sha256 not in answers]
-        following = unanswered[0] if unanswered else None
+        # A class with both targets met needs no more answers: its candidates are passed over.
+        complete = {
+            name
+            for name, done in per_class.items()
+            if done["informative"] >= self.target_per_class
+            and done["non_informative"] >= self.target_per_class
+        }
+        following = next((c for c in unanswered if c.class_name not in complete), None)
         return {
             "next": None if following is None else self._describe(following),
             "answered": len(self.candidates) - len(unanswered),
@@ -113,6 +120,7 @@ class LabellingApp:
             "per_class": per_class,
             "class_labels": {name: self.class_labels.get(name, name) for name in per_class},
             "labels": list(LABELS),
+            "complete_classes": sorted(complete),
         }
 
     def _describe(self, candidate: Candidate) -> dict[str, str]:

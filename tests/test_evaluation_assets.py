@@ -127,8 +127,9 @@ def test_informativity_history_summaries_and_baseline(evaluated):
     assert len(summary["epochs_evaluated"]) == len(checkpoints)
     assert set(history.class_name) == {"baby_cry", "dog", "rail_transport", "fireworks", "water_flowing"}
     assert history.informativity.between(0, 1).all()
-    for part in ("window_average", "max_moving_average", "baseline"):
+    for part in ("window_average", "max_moving_average", "baseline", "cross_class_window_average"):
         assert set(summary[part]) == set(history.class_name) | {"average"}
+    assert history.cross_class.between(0, 1).all()  # the control: other classes' sounds
     checks = {c.asset_key.to_user_string(): c for c in result.get_asset_check_evaluations()}
     assert checks["informativity_128"].passed
 

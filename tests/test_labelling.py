@@ -211,6 +211,24 @@ def test_state_answer_and_image(server_url_: str, tmp_path: Path, candidates: pd
     assert status == 200 and b'id="image"' in page and b"http" not in page.split(b"<script>")[0]
 
 
+def test_a_class_with_both_targets_met_is_passed_over(tmp_path: Path, candidates: pd.DataFrame) -> None:
+    server = make_server(tmp_path, class_labels=CLASS_LABELS, target_per_class=1, labeller="t", port=0)
+    thread = serve_in_thread(server)
+    url = server_url(server).rstrip("/")
+    try:  # dogs are c00000, c00002, c00004, c00006; one of each label completes them at target 1
+        post_json(url + "/api/answer", {"candidate_id": "c00000", "label": "informative"})
+        _, state = post_json(url + "/api/answer", {"candidate_id": "c00001", "label": "skip"})
+        assert state["next"]["candidate_id"] == "c00002" and state["complete_classes"] == []
+        _, state = post_json(url + "/api/answer", {"candidate_id": "c00002", "label": "non_informative"})
+        assert state["complete_classes"] == ["dog"] and state["next"]["candidate_id"] == "c00003"
+        _, state = post_json(url + "/api/answer", {"candidate_id": "c00003", "label": "skip"})
+        assert state["next"]["candidate_id"] == "c00005"  # dog c00004 is passed over
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "message"),
     [

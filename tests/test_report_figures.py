@@ -41,6 +41,7 @@ def _dim_summary(dim: int) -> dict:
         "window_average": {"dog": 0.06, "water_flowing": 0.18, "average": 0.12},
         "max_moving_average": {"dog": 0.08, "water_flowing": 0.2, "average": 0.14},
         "baseline": {"dog": 0.01, "water_flowing": 0.02, "average": 0.015},
+        "cross_class": {"dog": 0.03, "water_flowing": 0.05, "average": 0.04},
         "final_pixel_loss": 0.05 * 512 / dim,
         "epochs_evaluated": list(range(1, 21)),
         "best_epoch": 12,
@@ -150,7 +151,7 @@ def test_summary_table_markdown() -> None:
     assert table.startswith("|")
     assert len(lines) == 2 + len(DIMS)  # header, separator, one row per dim
     assert [line.split("|")[1].strip() for line in lines[2:]] == ["256", "512 (best)", "1024"]
-    assert "| 6.0 | 18.0 | 12.0 | 14.0 | 1.5 |" in lines[1 + DIMS.index(512) + 1]
+    assert "| 6.0 | 18.0 | 12.0 | 14.0 | 1.5 | 4.0 |" in lines[1 + DIMS.index(512) + 1]
     row_1024 = lines[2 + DIMS.index(1024)]
     assert row_1024.count("–") == 2  # dog's window average and the final pixel loss
     assert "&lt;b&gt;Dog&lt;/b&gt;" in lines[0] and "Water \\| flowing" in lines[0]

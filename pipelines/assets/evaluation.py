@@ -43,7 +43,7 @@ from pipelines.resources import ArtifactStore, S2IProfile, TorchDevice
 CANDIDATES_VERSION = "1"
 LABELS_VERSION = "1"
 CLASSIFIERS_VERSION = "1"
-INFORMATIVITY_VERSION = "1"
+INFORMATIVITY_VERSION = "2"
 REPORT_VERSION = "1"
 BASELINE_EPOCH = 0  # the untrained generator's row in an informativity history
 
@@ -469,17 +469,34 @@ def load_classifiers(store: ArtifactStore, class_names: list[str], device: str) 
 
 def informativity_of(
     generator, embeddings, class_names: np.ndarray, classifiers: dict, samples: int, seed: int, device: str
-):
-    """Share of a generator's translations of the given sounds that each class's classifier calls informative."""
+) -> dict:
+    """Shares of a generator's translations that each class's classifier calls informative.
+
+    "informativity": of the translations of that class's own test sounds (the paper's measure);
+    "cross_class": of the translations of every other class's sounds, a control: a generator that drew the
+    same picture whatever it heard would score as high there.
+    """
     from s2i_models.train.classifier import classify
     from s2i_models.translate import generate
 
     images = generate(generator, embeddings, samples, seed=seed, device=device)  # (N, samples, 96, 96, 3)
-    shares = {}
+    shares, cross = {}, {}
     for name, classifier in classifiers.items():
-        mine = images[class_names == name].reshape(-1, 96, 96, 3)
-        shares[name] = float(classify(classifier, mine, device).mean()) if len(mine) else float("nan")
-    return shares
+        verdicts = classify(classifier, images.reshape(-1, 96, 96, 3), device).reshape(len(images), samples)
+        own = class_names == name
+        shares[name] = float(verdicts[own].mean()) if own.any() else float("nan")
+        cross[name] = float(verdicts[~own].mean()) if (~own).any() else float("nan")
+    return {"informativity": shares, "cross_class": cross}
+
+
+def _window_mean(history: pd.DataFrame, column: str, window: tuple[int, int]) -> dict:
+    """Per class mean of `column` over the window's epochs, plus "average" (of the per-epoch class mean)."""
+    inside = history[history.epoch.between(*window)]
+    if inside.empty:
+        return {**{name: None for name in history.class_name.unique()}, "average": None}
+    per_class = inside.groupby("class_name")[column].mean()
+    average = float(inside.groupby("epoch")[column].mean().mean())
+    return {**{str(k): float(v) for k, v in per_class.items()}, "average": average}
 
 
 def build_informativity_asset(dim: int):
@@ -559,13 +576,21 @@ def build_informativity_asset(dim: int):
             torch.manual_seed(torch_seed)
             return build_generator(last_config, dim).to(device).eval()
 
-        baseline = evaluate(BASELINE_EPOCH, f"untrained:{json.dumps(last_config, sort_keys=True)}", untrained)
+        baseline = evaluate(
+            BASELINE_EPOCH, f"untrained:{json.dumps(last_config, sort_keys=True)}", untrained
+        )["informativity"]
         rows = []
         progress = Progress(len(checkpoints), key, log=context.log.info, unit="checkpoints")
         for epoch, path in checkpoints:
             shares = evaluate(epoch, checkpoint_stamp(path), lambda p=path: load_generator(p, dim, device))
             rows += [
-                {"epoch": epoch, "class_name": name, "informativity": value} for name, value in shares.items()
+                {
+                    "epoch": epoch,
+                    "class_name": name,
+                    "informativity": value,
+                    "cross_class": shares["cross_class"][name],
+                }
+                for name, value in shares["informativity"].items()
             ]
             progress.advance()
         history = pd.DataFrame(rows)
@@ -590,6 +615,7 @@ def build_informativity_asset(dim: int):
                 "baseline": {**baseline, "average": baseline_average},
                 "epochs_evaluated": [int(e) for e, _ in checkpoints],
                 "best_epoch": int(mean_by_epoch.idxmax()),
+                "cross_class_window_average": _window_mean(per_epoch, "cross_class", evaluation.window),
                 "moving_average_epochs": evaluation.moving_average_epochs,
                 "test_sounds": int(len(keys)),
                 "test_samples": evaluation.test_samples,
@@ -656,6 +682,9 @@ def _summary_table(summary: dict, classes: dict) -> pd.DataFrame:
                 percent(summary["max_moving_average"].get(n)) for n in names
             ],
             "untrained baseline": [percent(summary["baseline"].get(n)) for n in names],
+            "other classes' sounds (control)": [
+                percent(summary["cross_class_window_average"].get(n)) for n in names
+            ],
         }
     )
 
@@ -747,6 +776,7 @@ def s2i_report(
             "window_average": s["window_average"],
             "max_moving_average": s["max_moving_average"],
             "baseline": s["baseline"],
+            "cross_class": s["cross_class_window_average"],
             "ratio_to_baseline": {
                 name: (None if value is None or not s["baseline"].get(name) else value / s["baseline"][name])
                 for name, value in s["window_average"].items()

@@ -394,6 +394,7 @@ def summary_table(
         f"average (%, epochs{window_text})",
         f"max {ma}-epoch moving average (average, %)",
         "untrained baseline (average, %)",
+        "other classes' sounds (average, %)",
         "final pixel loss",
     ]
     best = summary.get("best_dim")
@@ -409,6 +410,7 @@ def summary_table(
                 _percent(window_average.get(AVERAGE)),
                 _percent((entry.get("max_moving_average") or {}).get(AVERAGE)),
                 _percent((entry.get("baseline") or {}).get(AVERAGE)),
+                _percent((entry.get("cross_class") or {}).get(AVERAGE)),
                 _loss(entry.get("final_pixel_loss")),
             ]
         )
