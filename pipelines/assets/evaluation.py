@@ -721,7 +721,7 @@ REPORT_SAMPLES = 4  # translations per sound
 def s2i_report(
     context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore, torch_device: TorchDevice
 ) -> MaterializeResult:
-    """The paper's Figures 7-10 and the summary table from every evaluated dim, in <data>/s2i_report/."""
+    """The paper's Figures 7-10 and the summary table from every evaluated dim, in the data folder's s2i_report/."""
     from pipelines.data import report
     from pipelines.data.artifact_manifest import read_manifest
     from s2i_models.translate import generate, load_generator
