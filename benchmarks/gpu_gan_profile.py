@@ -64,7 +64,9 @@ def main() -> None:
     prof, wall = run_epoch(64, args.steps, profile=True)
     events = prof.key_averages()
     kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
-    gpu_busy = sum(e.time_range.elapsed_us() for e in kernels) / 1e6  # us -> s (2 epochs incl. checkpoint saves)
+    gpu_busy = (
+        sum(e.time_range.elapsed_us() for e in kernels) / 1e6
+    )  # us -> s (2 epochs incl. checkpoint saves)
     print(
         f"profiled 2 epochs x {args.steps} steps: wall {wall:.2f} s, GPU kernels busy {gpu_busy:.2f} s "
         f"({100 * gpu_busy / wall:.0f} %), {len(kernels) / (2 * args.steps):.0f} kernels a step"
