@@ -23,6 +23,7 @@ def main() -> None:
         "--steps", type=int, default=0, help="time this many batches and extrapolate (0: one epoch)"
     )
     parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--compile", action="store_true", help="torch.compile G and D (gan.compile)")
     args = parser.parse_args()
 
     import torch
@@ -44,7 +45,14 @@ def main() -> None:
             device=device, frames=frames[:samples], embeddings=embeddings[:samples], batch_size=64, seed=0
         )
         # Two epochs, D updated in both (the heavier epoch kind); the second is the measurement.
-        config = GanConfig(dim=512, epochs=2, discriminator_every=1, checkpoint_every=2, precision=precision)
+        config = GanConfig(
+            dim=512,
+            epochs=2,
+            discriminator_every=1,
+            checkpoint_every=2,
+            precision=precision,
+            compile=args.compile,
+        )
         import tempfile
         from pathlib import Path
 
@@ -56,7 +64,7 @@ def main() -> None:
         epoch_s = result.history[-1]["seconds"] * args.samples / samples
         row = {
             "gpu": name,
-            "precision": precision,
+            "precision": precision + (" compiled" if args.compile else ""),
             "epoch_s": round(epoch_s, 2),
             "samples_per_s": round(args.samples / epoch_s),
             "hours_for_4000_epochs": round(epoch_s * 4000 / 3600, 2),

@@ -112,6 +112,7 @@ class GanSettings(_Strict):
     discriminator_unit: Literal["epoch", "step"] = "epoch"
     checkpoint_every: int = Field(50, ge=1)
     precision: Precision = "fp32"
+    compile: bool = False  # torch.compile G and D (a GPU's launch overhead); same math, resumable either way
     preview_sounds_per_class: int = Field(2, ge=1, le=16)  # fixed validation sounds in the image grid
 
 

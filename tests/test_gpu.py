@@ -42,8 +42,8 @@ def test_autoencoder_trains_and_resumes_on_cuda(tmp_path, precision):
     assert all(t.device.type == "cpu" for t in state.values())  # checkpoints load anywhere
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_gan_trains_on_cuda_and_translates(tmp_path, precision):
+@pytest.mark.parametrize(("precision", "compiled"), [("fp32", False), ("bf16", False), ("fp32", True)])
+def test_gan_trains_on_cuda_and_translates(tmp_path, precision, compiled):
     from s2i_models.loaders import InMemoryBatches
     from s2i_models.train.gan import GanConfig, train_gan
     from s2i_models.translate import generate, load_generator
@@ -53,7 +53,8 @@ def test_gan_trains_on_cuda_and_translates(tmp_path, precision):
     embeddings = torch.rand(256, 512, generator=g) * 2 - 1
     batches = InMemoryBatches(device=DEVICE, frames=frames, embeddings=embeddings, batch_size=64, seed=0)
     config = GanConfig(
-        dim=512, width=0.25, epochs=2, discriminator_every=1, checkpoint_every=1, precision=precision
+        dim=512, width=0.25, epochs=2, discriminator_every=1, checkpoint_every=1, precision=precision,
+        compile=compiled,
     )
     result = train_gan(config, batches, tmp_path, device=DEVICE)
     assert len(result.checkpoints) == 2

@@ -458,6 +458,17 @@ def test_gan_resume_refuses_changed_settings(tmp_path, data):
         train_gan(gan_config(), InMemoryBatches(device="cpu", frames=data["frames"]), tmp_path)
 
 
+def test_compile_is_a_run_option_not_a_setting(tmp_path):
+    from dataclasses import asdict
+
+    from s2i_models.train import check_same_config
+
+    saved = asdict(gan_config(epochs=1))
+    check_same_config(saved, gan_config(epochs=3, compile=True), tmp_path / "resume.pt")  # no error
+    with pytest.raises(ValueError, match="lr: 0.1 -> 0.2"):
+        check_same_config(saved, gan_config(epochs=3, compile=True, lr=0.2), tmp_path / "resume.pt")
+
+
 def test_configs_reject_bad_values():
     with pytest.raises(ValueError, match="precision"):
         ae_config(precision="fp8")

@@ -88,7 +88,7 @@ def load_stats(store: ArtifactStore) -> dict:
 
 def work_dir(folder: Path, settings: dict) -> Path:
     """Where training state lives; every other settings key's state is removed once this one finishes."""
-    key = fingerprint("work", {k: v for k, v in settings.items() if k != "epochs"}, {})
+    key = fingerprint("work", {k: v for k, v in settings.items() if k not in ("epochs", "compile")}, {})
     return folder / "train" / key
 
 
@@ -149,6 +149,7 @@ def build_model_assets(dim: int):
             discriminator_unit=gan.discriminator_unit,
             checkpoint_every=gan.checkpoint_every,
             precision=gan.precision,
+            compile=gan.compile,
             seed=settings.seed,
         )
 
@@ -319,7 +320,8 @@ def build_model_assets(dim: int):
         config = gan_config(settings)
         folder = store.folder(gan_key)
         inputs = {key: upstream_fingerprint(store, key) for key in (embeddings_key, "shards")}
-        expected = fingerprint(GAN_VERSION, asdict(config), inputs)
+        settings_used = {k: v for k, v in asdict(config).items() if k != "compile"}  # speed, not results
+        expected = fingerprint(GAN_VERSION, settings_used, inputs)
         if (cached := reuse(context, folder, expected)) is not None:
             return cached
 

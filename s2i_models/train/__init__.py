@@ -54,13 +54,17 @@ def check_choice(owner: str, name: str, value: Any, choices: Iterable[str]) -> N
         raise ValueError(f"{owner}: {name} must be one of {', '.join(choices)}, got {value!r}")
 
 
+# Settings that change how long or how fast a run goes, not what it computes: a run may resume across them.
+RUN_OPTIONS = ("epochs", "compile")
+
+
 def check_same_config(saved: dict, config: Any, path: Path) -> None:
-    """Resuming is allowed when only `epochs` changed; otherwise say which fields differ."""
+    """Resuming is allowed when only `epochs` (or `compile`) changed; otherwise say which fields differ."""
     current = asdict(config)
     differing = [
         f"{name}: {saved.get(name)!r} -> {current.get(name)!r}"
         for name in sorted(set(saved) | set(current))
-        if name != "epochs" and saved.get(name) != current.get(name)
+        if name not in RUN_OPTIONS and saved.get(name) != current.get(name)
     ]
     if differing:
         raise ValueError(
