@@ -53,7 +53,12 @@ def test_gan_trains_on_cuda_and_translates(tmp_path, precision, compiled):
     embeddings = torch.rand(256, 512, generator=g) * 2 - 1
     batches = InMemoryBatches(device=DEVICE, frames=frames, embeddings=embeddings, batch_size=64, seed=0)
     config = GanConfig(
-        dim=512, width=0.25, epochs=2, discriminator_every=1, checkpoint_every=1, precision=precision,
+        dim=512,
+        width=0.25,
+        epochs=2,
+        discriminator_every=1,
+        checkpoint_every=1,
+        precision=precision,
         compile=compiled,
     )
     result = train_gan(config, batches, tmp_path, device=DEVICE)
