@@ -180,6 +180,17 @@ def max_moving_average(history: pd.DataFrame, window_epochs: int = 50) -> pd.Ser
     return pd.Series(result, dtype=np.float64)
 
 
+def window_mean(history: pd.DataFrame, column: str, window: tuple[int, int]) -> dict[str, float | None]:
+    """Per class mean of `column` over start <= epoch <= end, plus AVERAGE (mean over epochs of the class
+    mean); None where the window holds no evaluation. For extra columns such as the cross-class control."""
+    inside = history[history["epoch"].between(*window)]
+    if inside.empty:
+        return {**{str(name): None for name in history["class_name"].unique()}, AVERAGE: None}
+    per_class = inside.groupby("class_name")[column].mean()
+    average = float(inside.groupby("epoch")[column].mean().mean())
+    return {**{str(k): float(v) for k, v in per_class.items()}, AVERAGE: average}
+
+
 def _json_floats(series: pd.Series) -> dict[str, float | None]:
     """Plain-float dict; NaN (an empty window) becomes None so strict JSON writers accept it."""
     return {str(k): (None if math.isnan(v) else float(v)) for k, v in series.items()}

@@ -210,3 +210,47 @@ def test_summarize_empty_window_is_null_in_json():
     assert decoded["window_average"] == {"dog": None, "average": None}
     assert decoded["window"] == [500, 4000]
     assert decoded["replaced_epochs"] == []
+
+
+def test_window_mean_per_class_and_average():
+    from s2i_models.evaluation import window_mean
+
+    history = pd.DataFrame(
+        {
+            "epoch": [10, 20, 30, 10, 20, 30],
+            "class_name": ["dog"] * 3 + ["water"] * 3,
+            "informativity": [0.1] * 6,
+            "cross_class": [0.0, 0.2, 0.9, 0.4, 0.4, 0.9],
+        }
+    )
+    result = window_mean(history, "cross_class", (10, 20))
+    assert result == pytest.approx({"dog": 0.1, "water": 0.4, "average": 0.25})
+    assert window_mean(history, "cross_class", (40, 50)) == {"dog": None, "water": None, "average": None}
+
+
+def test_score_translations_counts_own_and_other_classes():
+    """A generator that draws a bright picture for positive embeddings, and a classifier per class that
+    calls bright pictures informative: own and cross-class shares follow from the embeddings' signs."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from s2i_models.scoring import score_translations
+
+    class SignPainter(nn.Module):
+        def forward(self, x):  # (B, 2) -> (B, 3, 96, 96): +0.9 or -0.9 everywhere
+            return torch.sign(x[:, :1]).mul(0.9).view(-1, 1, 1, 1).expand(-1, 3, 96, 96)
+
+    class BrightIsInformative(nn.Module):
+        def forward(self, images):  # (B, 3, 96, 96) in [-1, 1] -> (B, 2) log-probs
+            bright = (images.mean(dim=(1, 2, 3)) > 0).float()
+            return torch.log(torch.stack([1 - bright, bright], dim=1).clamp_min(1e-6))
+
+    embeddings = np.array([[1, 0], [1, 0], [-1, 0], [1, 0], [-1, 0], [-1, 0]], dtype=np.float32)
+    classes = np.array(["dog", "dog", "dog", "water", "water", "water"])
+    judge = BrightIsInformative()
+    result = score_translations(
+        SignPainter(), embeddings, classes, {"dog": judge, "water": judge}, samples=2, seed=0
+    )
+    assert result["informativity"] == pytest.approx({"dog": 2 / 3, "water": 1 / 3})
+    assert result["cross_class"] == pytest.approx({"dog": 1 / 3, "water": 2 / 3})

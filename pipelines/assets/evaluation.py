@@ -268,6 +268,12 @@ def informativity_labels(
     table["source"] = [f"gan_{d}@{e}" for d, e in zip(table.dim, table.epoch, strict=True)]
     metadata: dict = {}
     if evaluation.labels == "oracle":
+        if settings.source.kind != "demo":
+            context.log.warning(
+                "evaluation.labels is `oracle` on a real data set: the oracle is a stand-in fitted for the demo's "
+                "synthetic scenes, not a judge of real pictures. For results to compare with the paper's, set "
+                "`labels: person` and label with `s2i label`."
+            )
         images = np.load(candidates_folder / "images.npy", mmap_mode="r")
         train, test = load_shards(store, "train"), load_shards(store, "test")
         oracle = fit_demo_oracle(
@@ -467,38 +473,6 @@ def load_classifiers(store: ArtifactStore, class_names: list[str], device: str) 
 # ---- informativity per dim ---------------------------------------------------------------------------------------
 
 
-def informativity_of(
-    generator, embeddings, class_names: np.ndarray, classifiers: dict, samples: int, seed: int, device: str
-) -> dict:
-    """Shares of a generator's translations that each class's classifier calls informative.
-
-    "informativity": of the translations of that class's own test sounds (the paper's measure);
-    "cross_class": of the translations of every other class's sounds, a control: a generator that drew the
-    same picture whatever it heard would score as high there.
-    """
-    from s2i_models.train.classifier import classify
-    from s2i_models.translate import generate
-
-    images = generate(generator, embeddings, samples, seed=seed, device=device)  # (N, samples, 96, 96, 3)
-    shares, cross = {}, {}
-    for name, classifier in classifiers.items():
-        verdicts = classify(classifier, images.reshape(-1, 96, 96, 3), device).reshape(len(images), samples)
-        own = class_names == name
-        shares[name] = float(verdicts[own].mean()) if own.any() else float("nan")
-        cross[name] = float(verdicts[~own].mean()) if (~own).any() else float("nan")
-    return {"informativity": shares, "cross_class": cross}
-
-
-def _window_mean(history: pd.DataFrame, column: str, window: tuple[int, int]) -> dict:
-    """Per class mean of `column` over the window's epochs, plus "average" (of the per-epoch class mean)."""
-    inside = history[history.epoch.between(*window)]
-    if inside.empty:
-        return {**{name: None for name in history.class_name.unique()}, "average": None}
-    per_class = inside.groupby("class_name")[column].mean()
-    average = float(inside.groupby("epoch")[column].mean().mean())
-    return {**{str(k): float(v) for k, v in per_class.items()}, "average": average}
-
-
 def build_informativity_asset(dim: int):
     key = f"informativity_{dim}"
 
@@ -517,7 +491,8 @@ def build_informativity_asset(dim: int):
     ) -> MaterializeResult:
         """Informativity per class at every saved checkpoint of the GAN, the paper's two summaries, the baseline."""
         from s2i_models.checkpoint import load_checkpoint
-        from s2i_models.evaluation import discriminator_update_epochs, summarize
+        from s2i_models.evaluation import discriminator_update_epochs, summarize, window_mean
+        from s2i_models.scoring import score_translations
         from s2i_models.translate import build_generator, load_generator
 
         settings = profile.load()
@@ -555,7 +530,7 @@ def build_informativity_asset(dim: int):
             used.add(path)
             if path.is_file():
                 return json.loads(path.read_text())
-            shares = informativity_of(
+            shares = score_translations(
                 make_generator(),
                 embeddings,
                 class_names,
@@ -615,7 +590,7 @@ def build_informativity_asset(dim: int):
                 "baseline": {**baseline, "average": baseline_average},
                 "epochs_evaluated": [int(e) for e, _ in checkpoints],
                 "best_epoch": int(mean_by_epoch.idxmax()),
-                "cross_class_window_average": _window_mean(per_epoch, "cross_class", evaluation.window),
+                "cross_class_window_average": window_mean(per_epoch, "cross_class", evaluation.window),
                 "moving_average_epochs": evaluation.moving_average_epochs,
                 "test_sounds": int(len(keys)),
                 "test_samples": evaluation.test_samples,
