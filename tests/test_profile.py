@@ -61,6 +61,11 @@ def test_unknown_key_inside_source(tmp_path):
         ("classes: {Baby Cry: x}", r"class key 'Baby Cry'"),
         ("classes: {cat: Cat}", r"demo source can only make the classes"),
         ("seed: -1", r"seed = -1"),
+        ("evaluation: {window: [60, 30]}", r"evaluation.window = .*0 <= start <= end"),
+        ("evaluation: {schedule: nightly}", r"evaluation.schedule = 'nightly': .*5-field cron"),
+        ("evaluation: {labels: robot}", r"evaluation.labels = 'robot': .*'person' or 'oracle'"),
+        ("evaluation: {candidate_dims: [300]}", r"evaluation.candidate_dims.0 = 300"),
+        ("evaluation: {classifier: {lr: 0}}", r"evaluation.classifier.lr = 0"),
     ],
 )
 def test_bad_values_are_named(tmp_path, text, expected):
