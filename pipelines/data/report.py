@@ -481,7 +481,9 @@ img { max-width: 100%; border: 1px solid #eee; }
 
 
 def _heading(name: str) -> str:
-    return name.replace("_", " ").replace("-", " ")
+    """`figure7_informativity_vs_dim` -> `Figure 7: informativity vs dim`."""
+    text = re.sub(r"^figure(\d+)_", r"Figure \1: ", name)
+    return text.replace("_", " ").replace("-", " ")
 
 
 def write_report(
