@@ -100,24 +100,23 @@ def _translate(args: argparse.Namespace) -> int:
 
 def _label(args: argparse.Namespace) -> int:
     from pipelines.data.answers import AnswersFileError
-    from pipelines.labelling import LabellingError, serve
+    from pipelines.labelling import LabellingError, make_server, serve
     from pipelines.profile import ProfileError, load_profile
 
     try:
         profile = load_profile(args.profile)
     except ProfileError as error:
         raise CliError(str(error)) from None
-    # `evaluation.labels_per_class` is newer than some profiles: the paper's 500 per label when absent.
-    target = getattr(getattr(profile, "evaluation", None), "labels_per_class", 500)
     try:
-        serve(
+        server = make_server(
             _data_dir(args.data_dir),
             class_labels=dict(profile.classes),
-            target_per_class=target,
+            target_per_class=profile.evaluation.labels_per_class,
             labeller=args.labeller,
             host=args.host,
             port=args.port,
         )
+        serve(server)
     except (LabellingError, AnswersFileError) as error:
         raise CliError(str(error)) from None
     return 0

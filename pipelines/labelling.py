@@ -271,24 +271,8 @@ def server_url(server: ThreadingHTTPServer) -> str:
     return f"http://{host}:{port}/"
 
 
-def serve(
-    data_dir: Path,
-    *,
-    class_labels: dict[str, str],
-    target_per_class: int,
-    labeller: str,
-    host: str = "127.0.0.1",
-    port: int = 8765,
-) -> None:
-    """Serve the labelling page until Ctrl-C."""
-    server = make_server(
-        data_dir,
-        class_labels=class_labels,
-        target_per_class=target_per_class,
-        labeller=labeller,
-        host=host,
-        port=port,
-    )
+def serve(server: ThreadingHTTPServer) -> None:
+    """Serve a server from `make_server` until Ctrl-C."""
     app: LabellingApp = server.app  # type: ignore[attr-defined]
     state = app.state()
     print(

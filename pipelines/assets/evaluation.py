@@ -265,7 +265,9 @@ def informativity_labels(
 
     timer = Timer()
     table = pd.read_parquet(candidates_folder / "candidates.parquet")
+    table["row"] = np.arange(len(table))  # its image in images.npy
     table["source"] = [f"gan_{d}@{e}" for d, e in zip(table.dim, table.epoch, strict=True)]
+    images = np.load(candidates_folder / "images.npy", mmap_mode="r")
     metadata: dict = {}
     if evaluation.labels == "oracle":
         if settings.source.kind != "demo":
@@ -274,7 +276,6 @@ def informativity_labels(
                 "synthetic scenes, not a judge of real pictures. For results to compare with the paper's, set "
                 "`labels: person` and label with `s2i label`."
             )
-        images = np.load(candidates_folder / "images.npy", mmap_mode="r")
         train, test = load_shards(store, "train"), load_shards(store, "test")
         oracle = fit_demo_oracle(
             train.frames,
@@ -330,17 +331,13 @@ def informativity_labels(
             ],
         }
     )
-    images = np.load(candidates_folder / "images.npy", mmap_mode="r")
-    position = {
-        cid: i for i, cid in enumerate(pd.read_parquet(candidates_folder / "candidates.parquet").candidate_id)
-    }
     metadata.update(
         {
             "labels": len(chosen),
             "source_of_labels": evaluation.labels,
             "per_class": markdown_table(summary),
             "per_source": chosen.source.value_counts().sort_index().to_dict(),
-            "examples": png_markdown(_labelled_grid(chosen, images, position, settings.classes), "labelled"),
+            "examples": png_markdown(_labelled_grid(chosen, images, settings.classes), "labelled"),
             "seconds": timer.seconds,
         }
     )
@@ -350,12 +347,12 @@ def informativity_labels(
     return result_from(manifest)
 
 
-def _labelled_grid(chosen: pd.DataFrame, images, position: dict, classes: dict, count: int = 3) -> bytes:
-    """Per class: `count` informative images, then `count` non-informative ones."""
+def _labelled_grid(chosen: pd.DataFrame, images, classes: dict, count: int = 3) -> bytes:
+    """Per class: `count` informative images, then `count` non-informative ones (`row` = index in `images`)."""
     rows, titles = [], []
     for name, group in chosen.groupby("class_name", sort=True):
-        picks = [*group[group.label == 1].candidate_id[:count], *group[group.label == 0].candidate_id[:count]]
-        rows.append([np.asarray(images[position[cid]]) for cid in picks])
+        picks = [*group[group.label == 1].row[:count], *group[group.label == 0].row[:count]]
+        rows.append([np.asarray(images[row]) for row in picks])
         titles.append(classes.get(name, name))
     columns = [f"informative {i + 1}" for i in range(count)] + [f"not {i + 1}" for i in range(count)]
     return image_grid_png(rows, titles, columns)
@@ -490,6 +487,7 @@ def build_informativity_asset(dim: int):
         context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore, torch_device: TorchDevice
     ) -> MaterializeResult:
         """Informativity per class at every saved checkpoint of the GAN, the paper's two summaries, the baseline."""
+        from pipelines.data.report import informativity_history_png
         from s2i_models.checkpoint import load_checkpoint
         from s2i_models.evaluation import discriminator_update_epochs, summarize, window_mean
         from s2i_models.scoring import score_translations
@@ -583,11 +581,11 @@ def build_informativity_asset(dim: int):
         per_epoch = summary.pop("per_epoch")
         write_parquet_atomic(folder / "history.parquet", per_epoch)
         mean_by_epoch = per_epoch.groupby("epoch").informativity.mean()
-        baseline_average = float(np.mean(list(baseline.values())))
+        baseline = {**baseline, "average": float(np.mean(list(baseline.values())))}
         summary.update(
             {
                 "dim": dim,
-                "baseline": {**baseline, "average": baseline_average},
+                "baseline": baseline,
                 "epochs_evaluated": [int(e) for e, _ in checkpoints],
                 "best_epoch": int(mean_by_epoch.idxmax()),
                 "cross_class_window_average": window_mean(per_epoch, "cross_class", evaluation.window),
@@ -605,11 +603,12 @@ def build_informativity_asset(dim: int):
             "summary": markdown_table(table),
             "window_average": summary["window_average"]["average"],
             "max_moving_average": summary["max_moving_average"]["average"],
-            "baseline_average": baseline_average,
+            "baseline_average": baseline["average"],
             "best_epoch": summary["best_epoch"],
             "checkpoints_evaluated": len(checkpoints),
             "history": png_markdown(
-                _history_png(per_epoch, baseline, settings.classes, dim), "informativity history"
+                informativity_history_png({dim: per_epoch}, settings.classes, {dim: baseline}),
+                "informativity history",
             ),
             "device": device,
             "seconds": timer.seconds,
@@ -661,14 +660,6 @@ def _summary_table(summary: dict, classes: dict) -> pd.DataFrame:
                 percent(summary["cross_class_window_average"].get(n)) for n in names
             ],
         }
-    )
-
-
-def _history_png(per_epoch: pd.DataFrame, baseline: dict, classes: dict, dim: int) -> bytes:
-    from pipelines.data.report import informativity_history_png
-
-    return informativity_history_png(
-        {dim: per_epoch}, classes, {dim: {**baseline, "average": float(np.mean(list(baseline.values())))}}
     )
 
 

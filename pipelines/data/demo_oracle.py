@@ -71,28 +71,33 @@ class DemoOracle:
         """p(the given class) - max p(any other answer), per image."""
         if len(class_names) != len(images):
             raise ValueError(f"demo oracle: {len(class_names)} class names for {len(images)} images")
+        return self._margins(self.probabilities(images), self._indices(class_names))
+
+    def _indices(self, class_names: list[str]) -> np.ndarray:
         unknown = sorted(set(class_names) - set(self.answers[:-1]))
         if unknown:
             raise ValueError(
                 f"demo oracle: classes {unknown} were not in its training frames {self.answers[:-1]}"
             )
-        p = self.probabilities(images)
-        index = np.array([self.answers.index(name) for name in class_names])
+        return np.array([self.answers.index(name) for name in class_names])
+
+    @staticmethod
+    def _margins(p: np.ndarray, index: np.ndarray) -> np.ndarray:
         rows = np.arange(len(p))
-        own = p[rows, index].copy()
-        p[rows, index] = -1.0
-        return own - p.max(axis=1)
+        others = p.copy()
+        others[rows, index] = -1.0
+        return p[rows, index] - others.max(axis=1)
 
     def informative(self, images: np.ndarray, class_names: list[str]) -> np.ndarray:
         return self.margins(images, class_names) >= self.margin
 
     def evaluate(self, frames: np.ndarray, class_names: list[str]) -> dict[str, float]:
         """On real frames: how often the top answer is the class, and how often the rule says informative."""
-        top = self.probabilities(frames).argmax(axis=1)
-        truth = np.array([self.answers.index(name) for name in class_names])
+        p = self.probabilities(frames)
+        truth = self._indices(class_names)
         return {
-            "top_answer_accuracy": round(float((top == truth).mean()), 4),
-            "informative_share": round(float(self.informative(frames, class_names).mean()), 4),
+            "top_answer_accuracy": round(float((p.argmax(axis=1) == truth).mean()), 4),
+            "informative_share": round(float((self._margins(p, truth) >= self.margin).mean()), 4),
         }
 
 

@@ -21,8 +21,8 @@ import pandas as pd
 
 from pipelines.data.files import atomic_open, write_json_atomic
 from pipelines.data.previews import _pyplot, image_grid_png
+from s2i_models.evaluation import AVERAGE
 
-AVERAGE = "average"  # same key as s2i_models.evaluation.AVERAGE (not imported: that package is torch's side)
 DPI = 100
 MISSING = "–"  # en dash: how the table shows a value that does not exist (yet)
 _FIGURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
