@@ -2,8 +2,9 @@
 
 s2i profile show [--profile NAME_OR_PATH]
     the validated settings in force (S2I_PROFILE by default)
-s2i translate SOUND [--dim 512] [-n 8] [-o OUT.png] [--data-dir DIR]
-    imagine pictures for a sound with a trained generator
+s2i translate SOUND [--dim 512] [-n 8] [-o OUT.png] [--data-dir DIR] [--authors-models DIR]
+    imagine pictures for a sound with a trained generator, or with the paper's own networks (the authors'
+    released autoencoder and generator, dim 512)
 s2i label [--data-dir DIR] [--host 127.0.0.1] [--port 8765] [--labeller NAME] [--profile NAME_OR_PATH]
     a local web page where a person labels the informativity candidates as informative or not of
     their sound's class (paper §5.3); answers go to <data dir>/informativity_answers/answers.json
@@ -67,14 +68,22 @@ def _translate(args: argparse.Namespace) -> int:
 
     from pipelines.data.previews import image_grid_png
     from pipelines.media.extract import ClipError, extract_sound
-    from pipelines.media.logmel import log_mel
+    from pipelines.media.logmel import authors_spectrogram, log_mel
     from s2i_models.loaders import spectrogram_batch
     from s2i_models.translate import load_autoencoder, load_generator, translate
 
-    data_dir = _data_dir(args.data_dir)
-    stats_dir, _ = _trained(data_dir, "spectrogram_stats", args.dim)
-    ae_dir, ae = _trained(data_dir, f"autoencoder_{args.dim}", args.dim)
-    gan_dir, gan = _trained(data_dir, f"gan_{args.dim}", args.dim)
+    if args.authors_models:
+        encoder, generator, described = _authors_networks(Path(args.authors_models), args.dim)
+    else:
+        data_dir = _data_dir(args.data_dir)
+        stats_dir, _ = _trained(data_dir, "spectrogram_stats", args.dim)
+        ae_dir, ae = _trained(data_dir, f"autoencoder_{args.dim}", args.dim)
+        gan_dir, gan = _trained(data_dir, f"gan_{args.dim}", args.dim)
+        stats = json.loads((stats_dir / "stats.json").read_text())
+        checkpoint = gan_dir / gan["checkpoints"][-1]
+        encoder = load_autoencoder(ae_dir / ae["checkpoint"], args.dim)
+        generator = load_generator(checkpoint, args.dim)
+        described = f"generator {checkpoint.name} of gan_{args.dim}"
     try:
         sound = extract_sound(args.sound)
     except ClipError as error:
@@ -82,11 +91,11 @@ def _translate(args: argparse.Namespace) -> int:
         raise CliError(f"{args.sound}: {error.reason}: {lines[0] if lines else error.detail}") from None
     seconds = min(len(sound), args.max_seconds)
     mels = log_mel(sound[:seconds])  # (S, 100, 128)
-    stats = json.loads((stats_dir / "stats.json").read_text())
+    if args.authors_models:
+        mels, stats = authors_spectrogram(mels), {"min": 0.0, "max": 255.0}
+    elif stats.get("method") == "uint8":  # networks trained on the authors' 8-bit spectrograms (s2i_data)
+        mels = authors_spectrogram(mels)
     spectrograms = spectrogram_batch(torch.from_numpy(mels), stats)
-    checkpoint = gan_dir / gan["checkpoints"][-1]
-    encoder = load_autoencoder(ae_dir / ae["checkpoint"], args.dim)
-    generator = load_generator(checkpoint, args.dim)
     images = translate(encoder, generator, spectrograms, samples=args.n, seed=args.seed)  # (S, n, 96, 96, 3)
     rows = [list(images[second]) for second in range(seconds)]
     titles = [f"{second}-{second + 1} s" for second in range(seconds)]
@@ -94,8 +103,30 @@ def _translate(args: argparse.Namespace) -> int:
     output = Path(args.output or f"{Path(args.sound).stem}_s2i_{args.dim}.png")
     output.write_bytes(png)
     skipped = f" (first {seconds} of {len(sound)} s)" if seconds < len(sound) else ""
-    print(f"{output}: {seconds} s{skipped} x {args.n} images, generator {checkpoint.name} of gan_{args.dim}")
+    print(f"{output}: {seconds} s{skipped} x {args.n} images, {described}")
     return 0
+
+
+def _authors_networks(models_dir: Path, dim: int):
+    """The authors' autoencoder and generator of `dim` (they released a generator for 512 only)."""
+    from s2i_models.authors import (
+        AuthorsModelError,
+        authors_file,
+        load_authors_autoencoder,
+        load_authors_generator,
+    )
+
+    try:
+        generator_path = authors_file(models_dir, "generator", dim)
+        encoder = load_authors_autoencoder(authors_file(models_dir, "autoencoder", dim))
+        generator = load_authors_generator(generator_path)
+    except AuthorsModelError as error:
+        raise CliError(str(error)) from None
+    return (
+        encoder,
+        generator,
+        f"the authors' {generator_path.name} (spectrogram scale approximate: see README)",
+    )
 
 
 def _label(args: argparse.Namespace) -> int:
@@ -135,16 +166,28 @@ def _report(args: argparse.Namespace) -> int:
             f"no report under {folder}: build it with "
             "dagster asset materialize -m pipelines --select s2i_report (or make demo)"
         ) from None
+    except ValueError as error:  # a damaged summary.json
+        raise CliError(
+            f"{folder / 'summary.json'} cannot be read ({error}): rebuild it with "
+            "dagster asset materialize -m pipelines --select s2i_report"
+        ) from None
     print(f"Report: {folder / 'index.html'}")
     print(summary_table_markdown(summary, summary.get("classes", {})))
+    for note in summary.get("notes", []):
+        print(f"- {note}")
     best = summary.get("best_dim")
-    if best is not None:
-        row = summary["dims"][str(best)]
-        window = summary["window"]
+    row = summary.get("dims", {}).get(str(best), {})
+    average = (row.get("window_average") or {}).get("average")
+    baseline = (row.get("baseline") or {}).get("average")
+    window = summary.get("window") or ["?", "?"]
+    if average is not None:
+        untrained = "unknown" if baseline is None else f"{100 * baseline:.1f} %"
         print(
-            f"Best dim {best}: informativity {100 * row['window_average']['average']:.1f} % on average over "
-            f"epochs {window[0]}-{window[1]}; untrained generator {100 * row['baseline']['average']:.1f} %"
+            f"Best dim {best}: informativity {100 * average:.1f} % on average over epochs "
+            f"{window[0]}-{window[1]}; untrained generator {untrained}"
         )
+    elif best is not None:
+        print(f"No evaluated epoch of any dim falls in the window {window[0]}-{window[1]} yet.")
     return 0
 
 
@@ -153,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     profile = commands.add_parser("profile", help="profiles").add_subparsers(dest="action", required=True)
     show = profile.add_parser("show", help="print the validated profile in force")
-    show.add_argument("--profile", help="demo, vegas or a YAML path (default: S2I_PROFILE, else demo)")
+    show.add_argument("--profile", help="demo, vegas, paper or a YAML path (default: S2I_PROFILE, else demo)")
     show.set_defaults(run=_profile_show)
 
     translate = commands.add_parser("translate", help="imagine pictures for a sound with a trained generator")
@@ -164,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     translate.add_argument("--seed", type=int, default=0)
     translate.add_argument("--max-seconds", type=int, default=10, help="translate at most this many seconds")
     translate.add_argument("--data-dir", help="artifacts folder (default: S2I_DATA_DIR, else data/)")
+    translate.add_argument(
+        "--authors-models",
+        metavar="DIR",
+        help="use the paper's own networks: the trained_models/ folder of a clone of leofanzeres/s2i",
+    )
     translate.set_defaults(run=_translate)
 
     label = commands.add_parser("label", help="label candidate images as informative or not, in a browser")

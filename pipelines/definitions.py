@@ -16,7 +16,7 @@ from dagster import (
 from pipelines import checks
 from pipelines.assets import dataset, evaluation, features, ingest, training
 from pipelines.executor import select_executor
-from pipelines.profile import load_profile
+from pipelines.profile import Profile, load_profile
 from pipelines.resources import default_resources
 from pipelines.schedules import build_evaluation_schedule, evaluation_automation, evaluation_job
 
@@ -24,21 +24,37 @@ _resources = default_resources()
 # Fail at load, not mid-run, when the profile is invalid: the message names the key and the value.
 _profile = load_profile(_resources["profile"].profile)
 
-all_assets = [
-    *load_assets_from_modules([ingest, features, dataset]),
-    *training.model_assets,
-    evaluation.informativity_candidates,
-    evaluation.informativity_labels,
-    evaluation.informativity_classifiers,
-    *evaluation.informativity_assets,
-    evaluation.s2i_report,
-]
-all_checks = [
-    *load_asset_checks_from_modules([checks]),
-    *training.model_checks,
-    evaluation.classifiers_beat_chance,
-    *evaluation.informativity_checks,
-]
+
+def build_assets(profile: Profile) -> tuple[list, list]:
+    """The assets and checks of the graph a profile runs. With `evaluation.classifiers: authors` the
+    informativity judges are the authors' C1-C5: the candidate and labelling steps are not in the graph."""
+    if profile.evaluation.classifiers == "authors":
+        judges, labelling_checks = [evaluation.authors_informativity_classifiers], []
+    else:
+        judges = [
+            evaluation.informativity_candidates,
+            evaluation.informativity_labels,
+            evaluation.informativity_classifiers,
+        ]
+        labelling_checks = [evaluation.labels_reach_target]
+    assets = [
+        *load_assets_from_modules([ingest, features, dataset]),
+        *training.model_assets,
+        *judges,
+        *evaluation.informativity_assets,
+        evaluation.s2i_report,
+    ]
+    asset_checks = [
+        *load_asset_checks_from_modules([checks]),
+        *training.model_checks,
+        evaluation.classifiers_beat_chance,
+        *labelling_checks,
+        *evaluation.informativity_checks,
+    ]
+    return assets, asset_checks
+
+
+all_assets, all_checks = build_assets(_profile)
 
 s2i_job = define_asset_job(
     "s2i_job", selection=AssetSelection.all(), description="Every asset of the pipeline, in order."

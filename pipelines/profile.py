@@ -23,6 +23,7 @@ from pipelines.data.classes import VEGAS_CLASSES
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "assets_config"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_PROFILE = "demo"
+BUILT_IN_PROFILES = ("demo", "vegas", "paper")
 
 
 class ProfileError(ValueError):
@@ -57,7 +58,14 @@ class YoutubeSource(_Strict):
     timeout_s: float = Field(120.0, gt=0)
 
 
-Source = Annotated[DemoSource | LocalSource | YoutubeSource, Field(discriminator="kind")]
+class S2IDataSource(_Strict):
+    """A clone of the authors' released batches (leofanzeres/s2i_data): the paper's segments and splits."""
+
+    kind: Literal["s2i_data"]
+    root: Path
+
+
+Source = Annotated[DemoSource | LocalSource | YoutubeSource | S2IDataSource, Field(discriminator="kind")]
 
 
 class SplitSizes(_Strict):
@@ -95,6 +103,9 @@ class AutoencoderSettings(_Strict):
     momentum: float = Field(0.9, ge=0, lt=1)
     checkpoint_every: int = Field(10, ge=1)
     precision: Precision = "fp32"
+    # "authors": no training; `autoencoder_{dim}` is the authors' released autoencoder of that size
+    # (from `authors_models`), so a GAN sweep starts from the paper's own embeddings.
+    pretrained: Literal["none", "authors"] = "none"
 
 
 class GanSettings(_Strict):
@@ -131,6 +142,13 @@ class ClassifierSettings(_Strict):
 class EvaluationSettings(_Strict):
     """Informativity evaluation (SPEC §5): labelled candidates, classifiers, per-epoch informativity."""
 
+    # trained: classifiers learnt from labelled candidates (a person's, or the demo's oracle);
+    # authors: the paper's own judges C1-C5 from `authors_models`, with no labelling step.
+    classifiers: Literal["trained", "authors"] = "trained"
+    # Judges that exist before the GANs train, so each GAN's training loop records its informativity at
+    # every epoch (the paper's measurement): the authors' classifiers (classifiers: authors) or, here, the
+    # folder of an earlier round's `informativity_classifiers` (its <class>.pt files).
+    judges: Path | None = None
     labels: Literal["person", "oracle"] = "person"  # oracle: the demo's automatic stand-in for a person
     labels_per_class: int = Field(
         500, ge=1
@@ -180,6 +198,8 @@ class Profile(_Strict):
     autoencoder: AutoencoderSettings = AutoencoderSettings()
     gan: GanSettings = GanSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
+    # The trained_models/ folder of a clone of the authors' repository (leofanzeres/s2i, with Git LFS).
+    authors_models: Path | None = None
 
     @field_validator("workers", mode="before")
     @classmethod
@@ -208,6 +228,30 @@ class Profile(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _authors_networks(self) -> Profile:
+        wanted = []
+        if self.autoencoder.pretrained == "authors":
+            wanted.append("autoencoder.pretrained: authors")
+            if getattr(self.source, "kind", None) != "s2i_data":
+                raise ValueError(
+                    "autoencoder.pretrained: authors needs source kind s2i_data: the authors' encoder reads "
+                    "their 8-bit spectrograms, not this project's log-mels"
+                )
+        if self.evaluation.classifiers == "authors":
+            wanted.append("evaluation.classifiers: authors")
+            unknown = sorted(set(self.classes) - set(VEGAS_CLASSES))
+            if unknown:
+                raise ValueError(
+                    f"the authors' classifiers judge only {sorted(VEGAS_CLASSES)}; classes {unknown} have none"
+                )
+        if wanted and self.authors_models is None:
+            raise ValueError(
+                f"{' and '.join(wanted)} need authors_models: the trained_models/ folder of a clone of "
+                "leofanzeres/s2i (git lfs install; git clone https://github.com/leofanzeres/s2i; git lfs pull)"
+            )
+        return self
+
     @property
     def class_names(self) -> list[str]:
         return list(self.classes)
@@ -219,15 +263,15 @@ class Profile(_Strict):
 
 
 def _resolve_profile_path(name_or_path: str, relative_to: Path | None = None) -> Path:
-    if name_or_path in ("demo", "vegas"):
+    if name_or_path in BUILT_IN_PROFILES:
         return PROFILE_DIR / f"{name_or_path}.yaml"
     path = Path(name_or_path).expanduser()
     if not path.is_absolute() and relative_to is not None:
         path = relative_to / path
     if not path.is_file():
         raise ProfileError(
-            f"profile {name_or_path!r}: no such built-in profile (demo, vegas) and no file at {path}. "
-            "Set S2I_PROFILE to demo, vegas, or the path of a YAML profile."
+            f"profile {name_or_path!r}: no such built-in profile ({', '.join(BUILT_IN_PROFILES)}) and no file at "
+            f"{path}. Set S2I_PROFILE to {', '.join(BUILT_IN_PROFILES)}, or the path of a YAML profile."
         )
     return path.resolve()
 
@@ -246,14 +290,23 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _absolute(value: str, folder: Path) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (folder / path).resolve())
+
+
 def _make_paths_absolute(data: dict[str, Any], folder: Path) -> None:
+    if isinstance(data.get("authors_models"), str):
+        data["authors_models"] = _absolute(data["authors_models"], folder)
+    evaluation = data.get("evaluation")
+    if isinstance(evaluation, dict) and isinstance(evaluation.get("judges"), str):
+        evaluation["judges"] = _absolute(evaluation["judges"], folder)
     source = data.get("source")
     if isinstance(source, dict):
         for key in ("root", "manifest"):
             value = source.get(key)
             if isinstance(value, str):
-                path = Path(value).expanduser()
-                source[key] = str(path if path.is_absolute() else (folder / path).resolve())
+                source[key] = _absolute(value, folder)
 
 
 def _read_layers(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -272,7 +325,9 @@ def _read_layers(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if base is None:
         return data
     if not isinstance(base, str):
-        raise ProfileError(f"profile {path}: base = {base!r}: must be demo, vegas or a path to a YAML file")
+        raise ProfileError(
+            f"profile {path}: base = {base!r}: must be demo, vegas, paper or a path to a YAML file"
+        )
     return _merge(_read_layers(_resolve_profile_path(base, path.parent), seen + (path,)), data)
 
 
@@ -280,6 +335,7 @@ _SOURCE_KINDS: dict[str, type[BaseModel]] = {
     "demo": DemoSource,
     "local": LocalSource,
     "youtube": YoutubeSource,
+    "s2i_data": S2IDataSource,
 }
 
 

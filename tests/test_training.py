@@ -486,3 +486,54 @@ def test_sequential_generator_and_progress_bar_run(tmp_path, data, capsys):
     )
     assert math.isfinite(result.history[0]["pixel_loss"])
     assert "GAN 128" in capsys.readouterr().err
+
+
+def _judges(seed: int = 0) -> dict:
+    """Two small classifiers with random weights: judges that answer differently for different images."""
+    from s2i_models.informativity import InformativityClassifier
+
+    torch.manual_seed(seed)
+    judges = {}
+    for name, bias in (("dog", 2.0), ("water_flowing", -0.2)):
+        judge = InformativityClassifier(width=0.5).eval()
+        with torch.no_grad():
+            judge.head[-1].bias.copy_(torch.tensor([0.0, bias]))
+        judges[name] = judge
+    return judges
+
+
+def test_gan_records_informativity_every_epoch_without_changing_training(tmp_path, data):
+    from s2i_models.scoring import EpochJudge
+
+    names = ["dog"] * 10 + ["water_flowing"] * 14
+    test_embeddings = np.tanh(np.random.default_rng(1).normal(size=(24, DIM))).astype(np.float32)
+    config = gan_config(epochs=3)
+
+    def judge():
+        return EpochJudge(test_embeddings, names, _judges(), seed=5, batch_size=7)
+
+    plain = train_gan(config, gan_batches(data), tmp_path / "plain")
+    judged = train_gan(config, gan_batches(data), tmp_path / "judged", judge=judge())
+    # Judging translates with dropout on, but puts the random state back: training is unchanged.
+    a, b = load_checkpoint(plain.final_checkpoint), load_checkpoint(judged.final_checkpoint)
+    assert_same_state(a["generator"], b["generator"])
+    assert_same_state(a["discriminator"], b["discriminator"])
+    assert [r["epoch"] for r in judged.history] == [1, 2, 3]
+    for record in judged.history:
+        shares = [record["informativity_dog"], record["informativity_water_flowing"]]
+        assert all(0 <= s <= 1 for s in shares)
+        assert record["informativity"] == pytest.approx(sum(shares) / 2)
+        assert record["informativity_dog"] * 10 == pytest.approx(round(record["informativity_dog"] * 10))
+        assert record["judge_seconds"] >= 0
+    assert "informativity" not in plain.history[0]
+
+    # Killed after epoch 1 and resumed: the same per-epoch values, from the resume state.
+    train_gan(gan_config(epochs=1), gan_batches(data), tmp_path / "killed", judge=judge())
+    resumed = train_gan(config, gan_batches(data), tmp_path / "killed", judge=judge())
+    keys = ["epoch", "informativity_dog", "informativity_water_flowing"]
+    assert [{k: r[k] for k in keys} for r in resumed.history] == [
+        {k: r[k] for k in keys} for r in judged.history
+    ]
+
+    with pytest.raises(ValueError, match=r"no judge for the test sounds of \['cat'\]"):
+        EpochJudge(test_embeddings[:2], ["dog", "cat"], _judges(), seed=0)

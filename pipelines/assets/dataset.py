@@ -13,6 +13,7 @@ from pipelines.data.progress import Progress
 from pipelines.data.segments import iter_segments
 from pipelines.data.shards import Sample, batched, load_split, sample_key, shard_name, write_shard
 from pipelines.data.splits import SPLITS, make_splits
+from pipelines.profile import S2IDataSource
 from pipelines.resources import ArtifactStore, S2IProfile
 
 SPLITS_VERSION = "1"
@@ -24,7 +25,11 @@ def splits(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactS
     """Train/val/test segments with exact per-class counts; every video in exactly one split."""
     settings = profile.load()
     folder = store.folder("splits")
-    used = settings.model_dump(mode="json", include={"splits", "seed", "classes"})
+    authors = isinstance(settings.source, S2IDataSource)
+    if authors:  # the published split is kept as it is: `splits` sizes and the seed play no part
+        used = {**settings.model_dump(mode="json", include={"classes"}), "split": "authors"}
+    else:
+        used = settings.model_dump(mode="json", include={"splits", "seed", "classes"})
     inputs = {"segments": upstream_fingerprint(store, "segments")}
     expected = fingerprint(SPLITS_VERSION, used, inputs)
     if (cached := reuse(context, folder, expected)) is not None:
@@ -37,7 +42,19 @@ def splits(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactS
         raise ValueError(
             f"classes {missing} have no usable segment; check `vegas_clips` and the skipped-clips table of `segments`."
         )
-    table = make_splits(segments, dict(settings.splits.items()), settings.seed)
+    extra = {}
+    if authors:
+        from pipelines.data.s2i_data import authors_splits
+
+        context.log.info(
+            "splits: s2i_data source, keeping the authors' train/val/test split of every segment; "
+            f"the profile's `splits` sizes ({settings.splits.train}/{settings.splits.val}/{settings.splits.test}) "
+            "are not used"
+        )
+        table = authors_splits(segments)
+        extra = _authors_split_metadata(table, settings.class_names)
+    else:
+        table = make_splits(segments, dict(settings.splits.items()), settings.seed)
     write_parquet_atomic(folder / "splits.parquet", table)
     counts = table.pivot_table(index="class_name", columns="split", values="segment", aggfunc="size")
     videos = table.groupby("split").clip_id.nunique()
@@ -48,11 +65,41 @@ def splits(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactS
         "per_class": markdown_table(counts[list(SPLITS)].reset_index()),
         "seconds": timer.seconds,
         "table_path": str(folder / "splits.parquet"),
+        **extra,
     }
     manifest = write_manifest(
         folder, expected, settings=used, inputs=inputs, files=[folder / "splits.parquet"], metadata=metadata
     )
     return result_from(manifest)
+
+
+def _authors_split_metadata(table: pd.DataFrame, classes: list[str]) -> dict:
+    """Per split and class: the authors' segments beside the paper's counts, and whether they match."""
+    from pipelines.data.s2i_data import PAPER_SEGMENTS_PER_CLASS, split_counts, videos_in_several_splits
+
+    counts = split_counts(table, classes)
+    complete = bool(counts.matches.all())
+    overlap = videos_in_several_splits(table)
+    metadata = {
+        "split_source": "authors (s2i_data)",
+        "per_class_vs_paper": markdown_table(counts),
+        "paper_segments_per_class": dict(PAPER_SEGMENTS_PER_CLASS),
+        "matches_paper": {
+            split: bool(counts[counts.split == split].matches.all()) for split in PAPER_SEGMENTS_PER_CLASS
+        },
+        "complete": complete,
+        "videos_in_several_splits": overlap,
+        "video_disjoint": overlap == 0,
+    }
+    if not complete:
+        short = counts[~counts.matches]
+        metadata["partial_clone"] = (
+            f"{len(short)} of {len(counts)} (class, split) counts differ from the paper's "
+            f"(e.g. {short.iloc[0].class_name}/{short.iloc[0].split}: {short.iloc[0].segments} of "
+            f"{short.iloc[0].paper}); the split is the authors' for every segment the clone holds. "
+            "See `vegas_clips` for the skipped batch files."
+        )
+    return metadata
 
 
 def shard_order(table: pd.DataFrame, seed: int) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetExecutionContext,
     AutomationCondition,
     Failure,
@@ -29,11 +30,13 @@ from pipelines.data.artifact_manifest import fingerprint, write_manifest
 from pipelines.data.candidates import (
     balanced_selection,
     evenly_spaced,
+    label_shortfall,
     labelling_order,
     png_bytes,
     sha256_bytes,
     sounds_per_class,
 )
+from pipelines.data.classes import PAPER_CLASSIFIER_ACCURACY
 from pipelines.data.files import atomic_open, write_json_atomic, write_parquet_atomic
 from pipelines.data.previews import image_grid_png, loss_curves_png, png_markdown
 from pipelines.data.progress import Progress
@@ -41,10 +44,11 @@ from pipelines.gpu import GPU_OP_TAGS, GPU_POOL
 from pipelines.resources import ArtifactStore, S2IProfile, TorchDevice
 
 CANDIDATES_VERSION = "1"
-LABELS_VERSION = "1"
-CLASSIFIERS_VERSION = "1"
-INFORMATIVITY_VERSION = "2"
-REPORT_VERSION = "1"
+LABELS_VERSION = "2"
+CLASSIFIERS_VERSION = "2"
+INFORMATIVITY_VERSION = "3"
+REPORT_VERSION = "2"
+MIN_VIDEOS_TO_SPLIT = 5  # fewer source videos in a class: its classifier's split is by sound
 BASELINE_EPOCH = 0  # the untrained generator's row in an informativity history
 
 # Re-evaluate when an upstream asset (a GAN, its embeddings, the classifiers) has new data, once that run
@@ -95,6 +99,21 @@ def checkpoint_stamp(path: Path) -> str:
     """Identifies a checkpoint file's content cheaply (checkpoints are written once, atomically)."""
     status = path.stat()
     return f"{path.name}:{status.st_size}:{status.st_mtime_ns}"
+
+
+def epoch_informativity(store: ArtifactStore, dim: int, class_names: list[str]) -> pd.DataFrame | None:
+    """The per-epoch informativity a GAN's training loop recorded (`epoch`, `class_name`, `informativity`),
+    or None when it trained without judges."""
+    path = store.folder(f"gan_{dim}") / "history.parquet"
+    if not path.is_file():
+        return None
+    columns = [f"informativity_{name}" for name in class_names]
+    history = pd.read_parquet(path)
+    if not set(columns) <= set(history.columns) or history[columns].isna().all().all():
+        return None
+    long = history[["epoch", *columns]].melt("epoch", var_name="class_name", value_name="informativity")
+    long["class_name"] = long.class_name.str.removeprefix("informativity_")
+    return long.dropna().reset_index(drop=True)
 
 
 def embeddings_of(store: ArtifactStore, dim: int, split: str) -> tuple[np.ndarray, pd.DataFrame]:
@@ -269,6 +288,7 @@ def informativity_labels(
     table["source"] = [f"gan_{d}@{e}" for d, e in zip(table.dim, table.epoch, strict=True)]
     images = np.load(candidates_folder / "images.npy", mmap_mode="r")
     metadata: dict = {}
+    unlabelled: dict[str, int] = {}  # the oracle labels every candidate
     if evaluation.labels == "oracle":
         if settings.source.kind != "demo":
             context.log.warning(
@@ -291,6 +311,8 @@ def informativity_labels(
     else:
         answers = AnswerBook(book_path).answers()
         table["answer"] = [answers.get(h, {}).get("label") for h in table.sha256]
+        answered = table.answer.isin(["informative", "non_informative", "skip"])
+        unlabelled = table[~answered].class_name.value_counts().to_dict()
         table = table[table.answer.isin(["informative", "non_informative"])].copy()
         table["label"] = (table.answer == "informative").astype(np.int64)
         metadata["answers_path"] = str(book_path)
@@ -301,11 +323,14 @@ def informativity_labels(
         .unstack(fill_value=0)
         .reindex(index=settings.class_names, columns=[0, 1], fill_value=0)
     )
-    short = available[
-        (available[0] < evaluation.min_labels_per_class) | (available[1] < evaluation.min_labels_per_class)
-    ]
+    chosen = balanced_selection(table, evaluation.labels_per_class, settings.seed)
+    pairs = (chosen.label == 1).groupby(chosen.class_name).sum().reindex(settings.class_names, fill_value=0)
+    short = available[pairs < evaluation.min_labels_per_class]
     if len(short):
-        detail = ", ".join(f"{name}: {row[1]} informative / {row[0]} not" for name, row in short.iterrows())
+        detail = ", ".join(
+            f"{name}: {row[1]} informative / {row[0]} not, {pairs[name]} of each from the same models"
+            for name, row in short.iterrows()
+        )
         what_to_do = (
             "label more with `s2i label` (it shows progress per class), then materialize informativity_labels again"
             if evaluation.labels == "person"
@@ -313,10 +338,29 @@ def informativity_labels(
         )
         raise Failure(
             f"informativity_labels: need at least {evaluation.min_labels_per_class} informative and as many "
-            f"non-informative images per class; have {detail}. {what_to_do}."
+            f"non-informative images per class, as many of each from every model; have {detail}. {what_to_do}."
         )
-    chosen = balanced_selection(table, evaluation.labels_per_class, settings.seed)
-    columns = ["candidate_id", "class_name", "dim", "epoch", "source", "sha256", "label"]
+    shortfall = label_shortfall(
+        table,
+        chosen,
+        evaluation.labels_per_class,
+        settings.class_names,
+        unlabelled if unlabelled or evaluation.labels == "person" else None,
+    )
+    for message in shortfall.values():
+        context.log.warning(f"informativity_labels: {message}")
+    write_json_atomic(folder / "shortfall.json", shortfall)
+    columns = [
+        "candidate_id",
+        "class_name",
+        "clip_id",
+        "segment",
+        "dim",
+        "epoch",
+        "source",
+        "sha256",
+        "label",
+    ]
     columns += ["margin"] if "margin" in chosen else []
     write_parquet_atomic(folder / "labels.parquet", chosen[columns])
 
@@ -336,15 +380,37 @@ def informativity_labels(
             "labels": len(chosen),
             "source_of_labels": evaluation.labels,
             "per_class": markdown_table(summary),
-            "per_source": chosen.source.value_counts().sort_index().to_dict(),
+            "per_source": {
+                f"{source} ({'informative' if label else 'not'})": int(count)
+                for (source, label), count in chosen.groupby(["source", "label"]).size().items()
+            },
+            "target_reached": not shortfall,
+            "shortfall": "\n".join(shortfall.values()) or "none: every class reached its target",
             "examples": png_markdown(_labelled_grid(chosen, images, settings.classes), "labelled"),
             "seconds": timer.seconds,
         }
     )
     manifest = write_manifest(
-        folder, expected, settings=config, inputs=inputs, files=[folder / "labels.parquet"], metadata=metadata
+        folder,
+        expected,
+        settings=config,
+        inputs=inputs,
+        files=[folder / "labels.parquet", folder / "shortfall.json"],
+        metadata=metadata,
     )
     return result_from(manifest)
+
+
+@asset_check(asset=informativity_labels, name="labels_reach_target", blocking=False)
+def labels_reach_target(store: ArtifactStore) -> AssetCheckResult:
+    """Every class has `labels_per_class` informative and as many non-informative labels (no silent shortfall)."""
+    shortfall = json.loads((store.folder("informativity_labels") / "shortfall.json").read_text())
+    return AssetCheckResult(
+        passed=not shortfall,
+        severity=AssetCheckSeverity.ERROR,
+        description="; ".join(shortfall.values()) or "every class reached its target",
+        metadata={"classes_short": sorted(shortfall)},
+    )
 
 
 def _labelled_grid(chosen: pd.DataFrame, images, classes: dict, count: int = 3) -> bytes:
@@ -394,22 +460,32 @@ def informativity_classifiers(
         cid: i for i, cid in enumerate(pd.read_parquet(candidates_folder / "candidates.parquet").candidate_id)
     }
     all_images = np.load(candidates_folder / "images.npy", mmap_mode="r")
-    results, histories, files = [], [], []
+    results, histories, files, held_out = [], [], [], []
     for name in settings.class_names:
         rows = labels[labels.class_name == name]
         images = np.stack([all_images[position[cid]] for cid in rows.candidate_id])
-        result = train_classifier(images, rows.label.to_numpy(), config, device)
+        # No sound's translations on both sides of the split, nor a video's when there are enough videos
+        # (MIN_VIDEOS_TO_SPLIT) to hold a fifth of them out.
+        split_by = "video" if rows.clip_id.nunique() >= MIN_VIDEOS_TO_SPLIT else "sound"
+        groups = rows.clip_id if split_by == "video" else rows.clip_id + "@" + rows.segment.astype(str)
+        result = train_classifier(images, rows.label.to_numpy(), config, device, groups=groups.to_numpy())
         save_atomic(result.state(), folder / f"{name}.pt")
         files.append(folder / f"{name}.pt")
         histories += [{"class_name": name, **record} for record in result.history]
+        held_out.append(
+            rows[["candidate_id"]].assign(held_out=np.isin(np.arange(len(rows)), result.test_index))
+        )
         results.append(
             {
                 "class_name": name,
                 "images": len(rows),
                 "train": len(result.train_index),
                 "test": len(result.test_index),
+                "split_by": split_by,
+                "test_videos": int(rows.clip_id.iloc[result.test_index].nunique()),
                 "test_accuracy": round(result.test_accuracy, 4),
                 "chance": round(result.chance, 4),
+                "paper_accuracy": PAPER_CLASSIFIER_ACCURACY.get(name, float("nan")),
             }
         )
         context.log.info(
@@ -417,9 +493,10 @@ def informativity_classifiers(
         )
     history = pd.DataFrame(histories)
     write_parquet_atomic(folder / "history.parquet", history)
+    write_parquet_atomic(folder / "split.parquet", pd.concat(held_out, ignore_index=True))
     table = pd.DataFrame(results)
     write_parquet_atomic(folder / "accuracy.parquet", table)
-    files += [folder / "history.parquet", folder / "accuracy.parquet"]
+    files += [folder / "history.parquet", folder / "accuracy.parquet", folder / "split.parquet"]
     curves = {
         settings.classes.get(n, n): rows.test_accuracy.tolist()
         for n, rows in history.groupby("class_name", sort=False)
@@ -445,7 +522,65 @@ def informativity_classifiers(
     return result_from(manifest)
 
 
-@asset_check(asset=informativity_classifiers, name="each_beats_chance", blocking=True)
+@asset(
+    name="informativity_classifiers",
+    group_name="evaluation",
+    code_version=CLASSIFIERS_VERSION,
+    kinds={"pytorch"},
+)
+def authors_informativity_classifiers(
+    context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore
+) -> MaterializeResult:
+    """The paper's own judges C1-C5 (`evaluation.classifiers: authors`), converted from the authors' files."""
+    from pipelines.data.files import sha256_file
+    from s2i_models.authors import authors_file, classifier_checkpoint
+    from s2i_models.checkpoint import save_atomic
+
+    settings = profile.load()
+    folder = store.folder("informativity_classifiers")
+    sources = {
+        name: authors_file(settings.authors_models, "classifier", class_name=name)
+        for name in settings.class_names
+    }
+    inputs = {name: f"{path.name}:{sha256_file(path)}" for name, path in sources.items()}
+    expected = fingerprint(CLASSIFIERS_VERSION, {"classifiers": "authors"}, inputs)
+    if (cached := reuse(context, folder, expected)) is not None:
+        return cached
+    timer = Timer()
+    results, files = [], []
+    for name, path in sources.items():
+        checkpoint = classifier_checkpoint(path, name)
+        save_atomic(checkpoint, folder / f"{name}.pt")
+        files.append(folder / f"{name}.pt")
+        results.append(
+            {
+                "class_name": name,
+                "file": path.name,
+                "test_accuracy": checkpoint["test_accuracy"],
+                "chance": 0.5,
+            }
+        )
+        context.log.info(f"informativity classifier {name}: the authors' {path.name}")
+    table = pd.DataFrame(results)
+    write_parquet_atomic(folder / "accuracy.parquet", table)
+    files.append(folder / "accuracy.parquet")
+    metadata = {
+        "classifiers": "authors",
+        "accuracy": markdown_table(
+            table.assign(class_name=[settings.classes.get(n, n) for n in table.class_name])
+        ),
+        "accuracy_source": "reported by the paper (§5.3), not measured here",
+        **{f"accuracy_{row['class_name']}": row["test_accuracy"] for row in results},
+        "authors_models_path": str(settings.authors_models),
+        "seconds": timer.seconds,
+    }
+    manifest = write_manifest(
+        folder, expected, settings={"classifiers": "authors"}, inputs=inputs, files=files, metadata=metadata
+    )
+    return result_from(manifest)
+
+
+@asset_check(asset="informativity_classifiers", name="each_beats_chance", blocking=True)
 def classifiers_beat_chance(store: ArtifactStore) -> AssetCheckResult:
     """Every class's classifier is right on more held-out images than always giving the commoner label."""
     table = pd.read_parquet(store.folder("informativity_classifiers") / "accuracy.parquet")
@@ -504,6 +639,9 @@ def build_informativity_asset(dim: int):
             INFORMATIVITY_VERSION, {"samples": evaluation.test_samples, "seed": settings.seed}, inputs
         )
         inputs["checkpoints"] = ",".join(checkpoint_stamp(path) for _, path in checkpoints)
+        gan_history = store.folder(f"gan_{dim}") / "history.parquet"
+        if gan_history.is_file():  # per-epoch informativity, when the training loop judged
+            inputs["gan_history"] = checkpoint_stamp(gan_history)
         config = {
             "seed": settings.seed,
             **evaluation.model_dump(mode="json", include={"test_samples", "window", "moving_average_epochs"}),
@@ -567,8 +705,16 @@ def build_informativity_asset(dim: int):
             ]
             progress.advance()
         history = pd.DataFrame(rows)
+        every_epoch = epoch_informativity(store, dim, settings.class_names)
+        if every_epoch is not None:
+            # Judged in the training loop at every epoch: the paper's measurement. The checkpoints' scores
+            # still give the cross-class control at their epochs.
+            history = every_epoch.merge(
+                history[["epoch", "class_name", "cross_class"]], on=["epoch", "class_name"], how="left"
+            )
+        mode = "every epoch, in training" if every_epoch is not None else "saved checkpoints"
         updates = discriminator_update_epochs(
-            checkpoints[-1][0],
+            int(history.epoch.max()),
             last_config["discriminator_every"],
             last_config.get("discriminator_unit", "epoch"),
         )
@@ -586,7 +732,8 @@ def build_informativity_asset(dim: int):
             {
                 "dim": dim,
                 "baseline": baseline,
-                "epochs_evaluated": [int(e) for e, _ in checkpoints],
+                "epochs_evaluated": sorted(int(e) for e in history.epoch.unique()),
+                "mode": mode,
                 "best_epoch": int(mean_by_epoch.idxmax()),
                 "cross_class_window_average": window_mean(per_epoch, "cross_class", evaluation.window),
                 "moving_average_epochs": evaluation.moving_average_epochs,
@@ -606,6 +753,8 @@ def build_informativity_asset(dim: int):
             "baseline_average": baseline["average"],
             "best_epoch": summary["best_epoch"],
             "checkpoints_evaluated": len(checkpoints),
+            "epochs_evaluated": int(history.epoch.nunique()),
+            "mode": mode,
             "history": png_markdown(
                 informativity_history_png({dim: per_epoch}, settings.classes, {dim: baseline}),
                 "informativity history",
@@ -715,14 +864,18 @@ def s2i_report(
 
     timer = Timer()
     device = torch_device.resolve()
-    summaries, histories, pixel_losses = {}, {}, {}
-    for dim in evaluated:
-        source = store.folder(f"informativity_{dim}")
-        summaries[dim] = json.loads((source / "summary.json").read_text())
-        histories[dim] = pd.read_parquet(source / "history.parquet")
-        gan_history = store.folder(f"gan_{dim}") / "history.parquet"
-        if gan_history.is_file():
-            pixel_losses[dim] = pd.read_parquet(gan_history)[["epoch", "pixel_loss"]]
+    summaries, histories, pixel_losses, problems = report.read_evaluations(
+        Path(store.root).expanduser(), evaluated
+    )
+    notes = [f"dim {dim}: {problem}" for dim, problem in problems.items()]
+    notes += [
+        f"dim {dim}: not evaluated yet (materialize informativity_{dim})"
+        for dim in DIMS
+        if dim not in evaluated
+    ]
+    evaluated = sorted(summaries)
+    if not evaluated:
+        raise Failure("s2i_report: no evaluated dim could be read: " + "; ".join(notes))
     ma_epochs = evaluation.moving_average_epochs
 
     def headline(dim: int) -> float:
@@ -738,11 +891,14 @@ def s2i_report(
             if dim in pixel_losses
             else None
         )
+        if s["window_average"].get("average") is None:
+            notes.append(f"dim {dim}: no evaluated epoch in the window {list(evaluation.window)}")
         dims_summary[str(dim)] = {
+            "mode": s.get("mode", "saved checkpoints"),
             "window_average": s["window_average"],
             "max_moving_average": s["max_moving_average"],
             "baseline": s["baseline"],
-            "cross_class": s["cross_class_window_average"],
+            "cross_class": s.get("cross_class_window_average", {}),
             "ratio_to_baseline": {
                 name: (None if value is None or not s["baseline"].get(name) else value / s["baseline"][name])
                 for name, value in s["window_average"].items()
@@ -759,6 +915,7 @@ def s2i_report(
         "moving_average_epochs": ma_epochs,
         "dims": dims_summary,
         "best_dim": best_dim,
+        "notes": notes,
     }
 
     figures = {
@@ -774,23 +931,37 @@ def s2i_report(
         figures["figure8_pixel_loss_vs_dim"] = report.pixel_loss_vs_dim_png(
             {d: dims_summary[str(d)]["final_pixel_loss"] for d in pixel_losses}
         )
-    # Figures 9/10: test sounds of each class, their true frames and translations by the best dim's best epoch.
-    best_epoch = summaries[best_dim]["best_epoch"]
-    checkpoint = dict(require_checkpoints(store, best_dim))[best_epoch]
-    generator = load_generator(checkpoint, best_dim, device)
-    embeddings, keys = embeddings_of(store, best_dim, "test")
-    test = load_shards(store, "test")
-    chosen = sounds_per_class(keys, REPORT_SOUNDS_PER_CLASS, settings.seed)
-    translated = generate(generator, embeddings[chosen], REPORT_SAMPLES, seed=settings.seed, device=device)
-    for name in settings.class_names:
-        rows = [i for i, row in enumerate(chosen) if keys.class_name[row] == name]
-        if rows:
-            figures[f"figure9_translations_{name}"] = report.translations_png(
-                [test.frames[chosen[i]] for i in rows],
-                [list(translated[i]) for i in rows],
-                f"{settings.classes.get(name, name)}: test sounds, dim {best_dim}, epoch {best_epoch}",
-                [f"{keys.clip_id[chosen[i]]} s{keys.segment[chosen[i]]}" for i in rows],
+    # Figures 9/10: test sounds of each class, their true frames and translations by the best dim's best
+    # epoch, or the saved checkpoint nearest to it (per-epoch evaluation scores epochs with no checkpoint).
+    best_epoch = summaries[best_dim].get("best_epoch")
+    saved = dict(gan_checkpoints(store, best_dim))
+    if saved and best_epoch is not None:
+        epoch = min(saved, key=lambda e: (abs(e - best_epoch), -e))
+        if epoch != best_epoch:
+            notes.append(
+                f"Figures 9/10: dim {best_dim}'s best epoch {best_epoch} has no saved checkpoint; "
+                f"they show epoch {epoch}, the nearest saved one"
             )
+        generator = load_generator(saved[epoch], best_dim, device)
+        embeddings, keys = embeddings_of(store, best_dim, "test")
+        test = load_shards(store, "test")
+        chosen = sounds_per_class(keys, REPORT_SOUNDS_PER_CLASS, settings.seed)
+        translated = generate(
+            generator, embeddings[chosen], REPORT_SAMPLES, seed=settings.seed, device=device
+        )
+        for name in settings.class_names:
+            rows = [i for i, row in enumerate(chosen) if keys.class_name[row] == name]
+            if rows:
+                figures[f"figure9_translations_{name}"] = report.translations_png(
+                    [test.frames[chosen[i]] for i in rows],
+                    [list(translated[i]) for i in rows],
+                    f"{settings.classes.get(name, name)}: test sounds, dim {best_dim}, epoch {epoch}",
+                    [f"{keys.clip_id[chosen[i]]} s{keys.segment[chosen[i]]}" for i in rows],
+                )
+    else:
+        notes.append(
+            f"Figures 9/10: gan_{best_dim} has no saved checkpoint on disk any more; re-materialize gan_{best_dim}"
+        )
     table = report.summary_table_markdown(summary, settings.classes)
     written = report.write_report(folder, figures, summary, table, f"s2i report: profile {settings.name}")
 
@@ -798,6 +969,7 @@ def s2i_report(
         "summary": table,
         "best_dim": best_dim,
         "dims_evaluated": evaluated,
+        "notes": "\n".join(f"- {note}" for note in notes) or "none",
         **{name: png_markdown(png, name) for name, png in figures.items()},
         "index_path": str(folder / "index.html"),
         "seconds": timer.seconds,

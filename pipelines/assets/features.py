@@ -4,11 +4,13 @@ import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from pipelines.assets.common import Timer, markdown_table, result_from, reuse, upstream_fingerprint
+from pipelines.assets.ingest import S2I_RECORDS
 from pipelines.data.artifact_manifest import fingerprint, read_manifest, write_manifest
 from pipelines.data.files import write_json_atomic, write_parquet_atomic
 from pipelines.data.previews import frames_and_spectrograms_png, png_markdown
 from pipelines.data.segments import ClipJob, extract_segments, iter_segments, read_cached
 from pipelines.data.stats import spectrogram_stats as compute_stats
+from pipelines.profile import S2IDataSource
 from pipelines.resources import ArtifactStore, S2IProfile
 
 SEGMENTS_VERSION = "1"
@@ -21,16 +23,33 @@ def segment_cache_dir(store: ArtifactStore, feature_fingerprint: str):
 
 def _preview(segments: pd.DataFrame, cache_dir, per_class: int = 2) -> str:
     """Frames beside their log-mels: the middle second of the first `per_class` clips of each class."""
-    firsts = segments.groupby(["class_name", "clip_id"], sort=True).segment.max().reset_index()
-    picks = firsts.groupby("class_name", sort=True).head(per_class)
+    # The middle of the seconds a clip has (an s2i_data video may lack some windows).
+    middles = segments.groupby(["class_name", "clip_id"], sort=True).segment.agg(
+        lambda seconds: sorted(seconds)[(len(seconds) - 1) // 2]
+    )
+    picks = middles.reset_index().groupby("class_name", sort=True).head(per_class)
     frames, mels, titles = [], [], []
     for row in picks.itertuples(index=False):
         clip_frames, clip_mels = read_cached(cache_dir, row.clip_id)
-        second = int(row.segment) // 2
+        second = int(row.segment)
         frames.append(clip_frames[second])
         mels.append(clip_mels[second])
         titles.append(f"{row.class_name}\n{row.clip_id.removeprefix(row.class_name + '-')} s{second}")
     return png_markdown(frames_and_spectrograms_png(frames, mels, titles), "frames and log-mels")
+
+
+def _s2i_data_segments(source: S2IDataSource, store: ArtifactStore, feature_settings: dict, context):
+    """The authors' segments, copied from their batch files into the per-clip cache (no extraction)."""
+    from pipelines.data.s2i_data import fill_segment_caches, segment_table
+    from pipelines.data.segments import SKIPPED_COLUMNS
+
+    records = pd.read_parquet(store.folder("vegas_clips") / S2I_RECORDS)
+    # Its own cache folder: the bytes come from the batches, not from ffmpeg and a log-mel.
+    cache_dir = segment_cache_dir(
+        store, fingerprint(SEGMENTS_VERSION, {**feature_settings, "source_kind": source.kind}, {})
+    )
+    counts = fill_segment_caches(source.root, records, cache_dir, log=context.log.info)
+    return segment_table(records), pd.DataFrame(columns=SKIPPED_COLUMNS), counts, cache_dir
 
 
 @asset(
@@ -48,17 +67,22 @@ def segments(context: AssetExecutionContext, profile: S2IProfile, store: Artifac
 
     timer = Timer()
     clips = pd.read_parquet(store.folder("vegas_clips") / "clips.parquet")
-    usable = clips[clips.status == "ok"]
-    jobs = [ClipJob(r.clip_id, r.class_name, r.path, r.source) for r in usable.itertuples(index=False)]
-    cache_dir = segment_cache_dir(store, fingerprint(SEGMENTS_VERSION, feature_settings, {}))
-    table, skipped, counts = extract_segments(
-        jobs,
-        cache_dir,
-        workers=settings.workers,
-        frame_size=settings.features.frame_size,
-        sample_rate=settings.features.sample_rate,
-        log=context.log.info,
-    )
+    if isinstance(settings.source, S2IDataSource):
+        table, skipped, counts, cache_dir = _s2i_data_segments(
+            settings.source, store, feature_settings, context
+        )
+    else:
+        usable = clips[clips.status == "ok"]
+        jobs = [ClipJob(r.clip_id, r.class_name, r.path, r.source) for r in usable.itertuples(index=False)]
+        cache_dir = segment_cache_dir(store, fingerprint(SEGMENTS_VERSION, feature_settings, {}))
+        table, skipped, counts = extract_segments(
+            jobs,
+            cache_dir,
+            workers=settings.workers,
+            frame_size=settings.features.frame_size,
+            sample_rate=settings.features.sample_rate,
+            log=context.log.info,
+        )
     ingest_failures = clips[clips.status != "ok"][["clip_id", "class_name", "source", "reason"]].assign(
         detail="", stage="ingest"
     )
@@ -94,30 +118,41 @@ def segments(context: AssetExecutionContext, profile: S2IProfile, store: Artifac
 
 
 @asset(group_name="features", code_version=STATS_VERSION, deps=["segments", "splits"], kinds={"numpy"})
-def spectrogram_stats(context: AssetExecutionContext, store: ArtifactStore) -> MaterializeResult:
+def spectrogram_stats(
+    context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore
+) -> MaterializeResult:
     """Log-mel scaling statistics (global min/max, per-band mean/std) from the training split only."""
     folder = store.folder("spectrogram_stats")
+    # s2i_data spectrograms are 8-bit: the fixed range 0..255 is the authors' normalisation, not measured.
+    fixed_uint8 = isinstance(profile.load().source, S2IDataSource)
+    used = {"method": "uint8"} if fixed_uint8 else {}
     inputs = {key: upstream_fingerprint(store, key) for key in ("segments", "splits")}
-    expected = fingerprint(STATS_VERSION, {}, inputs)
+    expected = fingerprint(STATS_VERSION, used, inputs)
     if (cached := reuse(context, folder, expected)) is not None:
         return cached
     timer = Timer()
     splits = pd.read_parquet(store.folder("splits") / "splits.parquet")
     train = splits[splits.split == "train"]
-    cache_dir = segments_cache_dir(store)
-    stats = compute_stats(mel for _row, _frame, mel in iter_segments(train, cache_dir))
-    stats["segments"] = len(train)
+    if fixed_uint8:
+        from pipelines.data.s2i_data import uint8_stats
+
+        context.log.info("spectrogram_stats: s2i_data source, fixed 8-bit range 0..255 (x / 255 * 2 - 1)")
+        stats = uint8_stats(len(train))
+    else:
+        stats = compute_stats(mel for _row, _frame, mel in iter_segments(train, segments_cache_dir(store)))
+        stats["segments"] = len(train)
     write_json_atomic(folder / "stats.json", stats)
     metadata = {
         "train_segments": len(train),
+        "method": stats["method"],
         "min": stats["min"],
         "max": stats["max"],
-        "mean": stats["mean"],
+        **({"mean": stats["mean"]} if "mean" in stats else {}),
         "seconds": timer.seconds,
         "stats_path": str(folder / "stats.json"),
     }
     manifest = write_manifest(
-        folder, expected, settings={}, inputs=inputs, files=[folder / "stats.json"], metadata=metadata
+        folder, expected, settings=used, inputs=inputs, files=[folder / "stats.json"], metadata=metadata
     )
     return result_from(manifest)
 

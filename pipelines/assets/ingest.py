@@ -1,6 +1,8 @@
-"""`vegas_clips`: the clip table, from a local VEGAS copy, the synthetic demo, or a yt-dlp manifest."""
+"""`vegas_clips`: the clip table, from a local VEGAS copy, the synthetic demo, a yt-dlp manifest, or the
+authors' released batches (s2i_data)."""
 
 import math
+from pathlib import Path
 
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, asset
@@ -9,10 +11,11 @@ from pipelines.assets.common import Timer, markdown_table, result_from
 from pipelines.data.artifact_manifest import fingerprint, read_manifest, write_manifest
 from pipelines.data.files import write_parquet_atomic
 from pipelines.data.vegas import CLIP_COLUMNS, ClipRecord, scan_local
-from pipelines.profile import DemoSource, LocalSource, Profile, YoutubeSource
+from pipelines.profile import DemoSource, LocalSource, Profile, S2IDataSource, YoutubeSource
 from pipelines.resources import ArtifactStore, S2IProfile
 
 CODE_VERSION = "1"
+S2I_RECORDS = "s2i_records.parquet"  # s2i_data only: one row per usable record (where its bytes are)
 
 
 def _demo_clips(settings: Profile, source: DemoSource, folder, log) -> list[ClipRecord]:
@@ -58,6 +61,57 @@ def _youtube_clips(settings: Profile, source: YoutubeSource, folder, log) -> lis
     return records
 
 
+def _s2i_data_scan(settings: Profile, source: S2IDataSource, log):
+    """Validate the whole clone (nothing is written before this passes) and index its records."""
+    from pipelines.data.s2i_data import S2IDataError, scan_s2i_data
+
+    if settings.features.frame_size != 96:
+        raise S2IDataError(
+            f"the s2i_data source holds 96x96 images; features.frame_size is {settings.features.frame_size}: "
+            "set it to 96 in the profile."
+        )
+    scan = scan_s2i_data(source.root, settings.class_names)
+    for item in scan.skipped:
+        log(f"skipped {item.relative} ({item.reason}): {item.message}")
+    log(
+        f"s2i_data {source.root}: {len(scan.batches)} batch files, {len(scan.records)} segments of "
+        f"{scan.records.clip_id.nunique()} videos; {len(scan.skipped)} batch files skipped"
+    )
+    return scan
+
+
+def _s2i_data_metadata(scan, folder: Path) -> dict:
+    """Counts per split and class beside the paper's, completeness, and the skipped batch files."""
+    from pipelines.data.s2i_data import PAPER_SEGMENTS_PER_CLASS
+
+    summary = scan.summary()
+    counts = scan.counts()
+    per_class = counts.pivot(index="class_name", columns="split", values="found")[["train", "val", "test"]]
+    per_class = per_class.rename(columns=lambda split: f"{split} (paper {PAPER_SEGMENTS_PER_CLASS[split]:,})")
+    skipped = pd.DataFrame(
+        [(item.relative, item.reason, item.message) for item in scan.skipped],
+        columns=["file", "reason", "detail"],
+    )
+    metadata = {
+        **{f"{split}_segments": summary["found_segments"][split] for split in summary["found_segments"]},
+        "found_segments": summary["found_segments"],
+        "expected_segments": summary["expected_segments"],
+        "complete": summary["complete"],
+        "per_class_segments": markdown_table(per_class.reindex(scan.classes).reset_index()),
+        "batch_files": summary["batch_files"],
+        "batch_files_skipped": summary["batch_files_skipped"],
+        "skipped_batches_by_reason": summary["skipped_by_reason"],
+        "skipped_batches": markdown_table(skipped),
+        "videos_in_several_splits": summary["videos_in_several_splits"],
+        "duplicate_segments_dropped": summary["duplicate_segments_dropped"],
+        "records_of_other_classes": summary["records_of_other_classes"],
+        "records_path": str(folder / S2I_RECORDS),
+    }
+    if "partial_clone" in summary:
+        metadata["partial_clone"] = summary["partial_clone"]
+    return metadata
+
+
 @asset(group_name="ingest", code_version=CODE_VERSION, kinds={"python", "parquet"})
 def vegas_clips(
     context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore
@@ -67,30 +121,40 @@ def vegas_clips(
     folder = store.folder("vegas_clips")
     timer = Timer()
     source = settings.source
+    scan, extra_inputs = None, {}
     if isinstance(source, DemoSource):
         records = _demo_clips(settings, source, folder, context.log.info)
     elif isinstance(source, LocalSource):
         records = scan_local(source.root, settings.class_names)
     elif isinstance(source, YoutubeSource):
         records = _youtube_clips(settings, source, folder, context.log.info)
+    elif isinstance(source, S2IDataSource):
+        from pipelines.data.s2i_data import batches_listing, clip_records
+
+        scan = _s2i_data_scan(settings, source, context.log.info)
+        records = clip_records(scan)
+        # The clip table misses what lies in each file; the files' names, sizes and mtimes cover it.
+        extra_inputs["batches"] = batches_listing(scan)
     else:  # pragma: no cover - the profile's validation admits no other kind
         raise ValueError(f"unknown source kind {source!r}")
 
     table = pd.DataFrame([r.row() for r in records], columns=CLIP_COLUMNS)
     # The table itself is the input fingerprint: listing, sizes and durations.
     listing = pd.util.hash_pandas_object(table, index=False).sum() if len(table) else 0
+    inputs = {"listing": str(listing), **extra_inputs}
     expected = fingerprint(
-        CODE_VERSION,
-        settings.model_dump(mode="json", include={"source", "classes", "seed"}),
-        {"listing": str(listing)},
+        CODE_VERSION, settings.model_dump(mode="json", include={"source", "classes", "seed"}), inputs
     )
+    outputs = [folder / "clips.parquet"] + ([folder / S2I_RECORDS] if scan is not None else [])
     previous = read_manifest(folder)
-    if previous is not None and previous.fingerprint == expected and (folder / "clips.parquet").is_file():
+    if previous is not None and previous.fingerprint == expected and all(p.is_file() for p in outputs):
         context.log.info(
             f"vegas_clips: clip table unchanged ({len(table)} clips); keeping {folder / 'clips.parquet'}"
         )
         return result_from(previous, reused=True)
 
+    if scan is not None:
+        write_parquet_atomic(folder / S2I_RECORDS, scan.records)
     write_parquet_atomic(folder / "clips.parquet", table)
     per_class = table.groupby("class_name").size().rename("clips").reset_index()
     failed = table[table.status != "ok"]
@@ -106,12 +170,14 @@ def vegas_clips(
         "seconds": timer.seconds,
         "table_path": str(folder / "clips.parquet"),
     }
+    if scan is not None:
+        metadata.update(_s2i_data_metadata(scan, folder))
     manifest = write_manifest(
         folder,
         expected,
         settings=settings.model_dump(mode="json", include={"source", "classes", "seed"}),
-        inputs={"listing": str(listing)},
-        files=[folder / "clips.parquet"],
+        inputs=inputs,
+        files=outputs,
         metadata=metadata,
     )
     return result_from(manifest)

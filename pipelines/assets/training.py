@@ -175,6 +175,8 @@ def build_model_assets(dim: int):
         from s2i_models.translate import load_autoencoder
 
         settings = profile.load()
+        if settings.autoencoder.pretrained == "authors":
+            return authors_autoencoder(context, settings, store, autoencoder_key, dim)
         config = autoencoder_config(settings)
         folder = store.folder(autoencoder_key)
         inputs = {key: upstream_fingerprint(store, key) for key in ("shards", "spectrogram_stats")}
@@ -321,7 +323,9 @@ def build_model_assets(dim: int):
         folder = store.folder(gan_key)
         inputs = {key: upstream_fingerprint(store, key) for key in (embeddings_key, "shards")}
         settings_used = {k: v for k, v in asdict(config).items() if k != "compile"}  # speed, not results
-        expected = fingerprint(GAN_VERSION, settings_used, inputs)
+        # Judges change the history (per-epoch informativity), not the weights: in the fingerprint, not in
+        # the training folder's key, so adding judges re-records without retraining what is done.
+        expected = fingerprint(GAN_VERSION, settings_used | judges_fingerprint(settings), inputs)
         if (cached := reuse(context, folder, expected)) is not None:
             return cached
 
@@ -345,6 +349,11 @@ def build_model_assets(dim: int):
             log=context.log.info,
         )
         run_dir = work_dir(folder, asdict(config) | inputs)
+        judge, judged_by = epoch_judge(settings, store, embeddings_key, device)
+        if judge is not None:
+            context.log.info(
+                f"{gan_key}: informativity of the test sounds at every epoch, judged by {judged_by}"
+            )
         result = train_gan(
             config,
             batches,
@@ -352,6 +361,7 @@ def build_model_assets(dim: int):
             device=device,
             resume=True,
             on_epoch=lambda record: context.log.info(f"{gan_key} " + _epoch_line(record, config.epochs)),
+            judge=judge,
         )
         drop_other_work_dirs(folder, run_dir)
         history = pd.DataFrame(result.history)
@@ -388,7 +398,28 @@ def build_model_assets(dim: int):
             ),
             "generated_validation_sounds": png_markdown(grid, "generated images for validation sounds"),
             "checkpoints_path": str(result.final_checkpoint.parent),
+            "informativity_mode": f"every epoch, judged by {judged_by}"
+            if judge
+            else "saved checkpoints (no judges)",
         }
+        if "informativity" in history and history.informativity.notna().any():
+            judged = history[history.informativity.notna()]
+            metadata["informativity_last"] = round(float(judged.informativity.iloc[-1]), 4)
+            metadata["informativity_best"] = round(float(judged.informativity.max()), 4)
+            metadata["judge_share_of_epoch"] = round(
+                float(judged.judge_seconds.sum() / (judged.seconds.sum() + judged.judge_seconds.sum())), 4
+            )
+            curves = {
+                settings.classes.get(c.removeprefix("informativity_"), c): judged[c].tolist()
+                for c in judged.columns
+                if c.startswith("informativity_")
+            }
+            metadata["informativity_curve"] = png_markdown(
+                loss_curves_png(
+                    judged.epoch.tolist(), curves, f"GAN, dim {dim}: informativity of test sounds per epoch"
+                ),
+                "informativity per epoch",
+            )
         manifest = write_manifest(
             folder,
             expected,
@@ -423,6 +454,129 @@ def _one_per_class(meta: list[dict], count: int) -> list[int]:
         if len(picks) < count:
             picks.append(index)
     return [i for name in sorted(chosen) for i in chosen[name]]
+
+
+def authors_autoencoder(
+    context: AssetExecutionContext, settings: Profile, store: ArtifactStore, key: str, dim: int
+) -> MaterializeResult:
+    """`autoencoder_{dim}` as the authors' released autoencoder of that size: converted, not trained."""
+    import torch
+
+    from pipelines.data.files import sha256_file
+    from s2i_models.authors import authors_file, autoencoder_checkpoint, epoch_of
+    from s2i_models.checkpoint import save_atomic
+    from s2i_models.loaders import spectrogram_batch
+    from s2i_models.translate import load_autoencoder
+
+    folder = store.folder(key)
+    source = authors_file(settings.authors_models, "autoencoder", dim)
+    inputs = {
+        "authors_file": f"{source.name}:{sha256_file(source)}",
+        **{name: upstream_fingerprint(store, name) for name in ("shards", "spectrogram_stats")},
+    }
+    expected = fingerprint(AUTOENCODER_VERSION, {"dim": dim, "pretrained": "authors"}, inputs)
+    if (cached := reuse(context, folder, expected)) is not None:
+        return cached
+    timer = Timer()
+    checkpoint_path = folder / "autoencoder.pt"
+    save_atomic(autoencoder_checkpoint(source), checkpoint_path)
+    model = load_autoencoder(checkpoint_path, dim)
+    stats = load_stats(store)
+    val = load_shards(store, "val")
+    # The authors' reconstruction error on (at most 512) validation spectrograms, dropout off.
+    probe = torch.from_numpy(val.mels[:512])
+    with torch.no_grad():
+        scaled = spectrogram_batch(probe, stats)
+        val_loss = float(torch.nn.functional.mse_loss(model(scaled)[0], scaled))
+        picks = _one_per_class(val.meta, count=1)
+        originals = spectrogram_batch(torch.from_numpy(val.mels[picks]), stats)
+        recons = model(originals)[0]
+    history = pd.DataFrame([{"epoch": epoch_of(source), "train_loss": val_loss, "val_loss": val_loss}])
+    write_parquet_atomic(folder / "history.parquet", history)
+    context.log.info(
+        f"{key}: the authors' {source.name}; validation MSE {val_loss:.5f} on {len(probe)} spectrograms"
+    )
+    metadata = {
+        "pretrained": "authors",
+        "authors_file_path": str(source),
+        "authors_epoch": epoch_of(source),
+        "val_loss": round(val_loss, 6),
+        "val_spectrograms_measured": len(probe),
+        "parameters_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
+        "reconstructions": png_markdown(
+            spectrogram_pairs_png(
+                originals[:, 0].transpose(1, 2).numpy(),
+                recons[:, 0].transpose(1, 2).numpy(),
+                [val.meta[i]["class_name"] for i in picks],
+            ),
+            "reconstructions",
+        ),
+        "seconds": timer.seconds,
+        "checkpoint_path": str(checkpoint_path),
+    }
+    manifest = write_manifest(
+        folder,
+        expected,
+        settings={"dim": dim, "pretrained": "authors"},
+        inputs=inputs,
+        files=[checkpoint_path, folder / "history.parquet"],
+        metadata=metadata,
+        checkpoint=checkpoint_path.name,
+    )
+    return result_from(manifest)
+
+
+def epoch_judge(settings: Profile, store: ArtifactStore, embeddings_key: str, device: str):
+    """(judge, what judges) for a GAN's training loop when judges exist before it trains, else (None, "")."""
+    from s2i_models.scoring import EpochJudge
+
+    evaluation = settings.evaluation
+    if evaluation.classifiers == "authors":
+        from s2i_models.authors import load_authors_classifiers
+
+        judges = load_authors_classifiers(settings.authors_models, settings.class_names, device)
+        described = f"the authors' classifiers C1-C5 in {settings.authors_models}"
+    elif evaluation.judges is not None:
+        from s2i_models.checkpoint import load_checkpoint
+        from s2i_models.train.classifier import load_classifier
+
+        judges = {}
+        for name in settings.class_names:
+            path = evaluation.judges / f"{name}.pt"
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"evaluation.judges: {path} is missing; the folder must hold an informativity classifier "
+                    f"<class>.pt per class (an earlier run's informativity_classifiers folder)"
+                )
+            judges[name] = load_classifier(load_checkpoint(path), device)
+        described = f"the classifiers in {evaluation.judges}"
+    else:
+        return None, ""
+    keys = pd.read_parquet(store.folder(embeddings_key) / "test_keys.parquet")
+    embeddings = np.load(store.folder(embeddings_key) / "test.npy")
+    return EpochJudge(embeddings, keys.class_name, judges, seed=settings.seed, device=device), described
+
+
+def judges_fingerprint(settings: Profile) -> dict:
+    """What the per-epoch judges are, for the GAN's fingerprint (the files' names, sizes and times)."""
+    evaluation = settings.evaluation
+    if evaluation.classifiers == "authors":
+        from s2i_models.authors import authors_file
+
+        files = [
+            authors_file(settings.authors_models, "classifier", class_name=n) for n in settings.class_names
+        ]
+    elif evaluation.judges is not None:
+        files = [evaluation.judges / f"{n}.pt" for n in settings.class_names]
+    else:
+        return {}
+    stamps = []
+    for path in files:
+        status = path.stat() if path.is_file() else None
+        stamps.append(
+            f"{path.name}:{status.st_size}:{status.st_mtime_ns}" if status else f"{path.name}:missing"
+        )
+    return {"judges": stamps}
 
 
 def load_encoder(store: ArtifactStore, autoencoder_key: str, dim: int, device: str):

@@ -28,6 +28,43 @@ MISSING = "–"  # en dash: how the table shows a value that does not exist (yet
 _FIGURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+# ---------------------------------------------------------------------------------------------- inputs
+
+SUMMARY_KEYS = ("window_average", "max_moving_average", "baseline")
+
+
+def read_evaluations(
+    data_dir: Path, dims: Iterable[int]
+) -> tuple[dict[int, dict], dict[int, pd.DataFrame], dict[int, pd.DataFrame], dict[int, str]]:
+    """(summaries, informativity histories, GAN pixel-loss histories, problems) of the evaluated dims.
+
+    A dim whose `informativity_{dim}` files are missing, unreadable or incomplete is left out and named in
+    `problems` with what to do, so the report renders the rest. A missing GAN history only drops Figure 8.
+    """
+    summaries, histories, pixel_losses, problems = {}, {}, {}, {}
+    for dim in dims:
+        folder = data_dir / f"informativity_{dim}"
+        try:
+            summary = json.loads((folder / "summary.json").read_text())
+            history = pd.read_parquet(folder / "history.parquet")
+            missing = [key for key in SUMMARY_KEYS if not isinstance(summary.get(key), dict)]
+            if missing or not {"epoch", "class_name", "informativity"} <= set(history.columns):
+                raise ValueError(f"incomplete (no {', '.join(missing) or 'history columns'})")
+        except (OSError, ValueError) as error:
+            problems[dim] = (
+                f"informativity_{dim} cannot be read ({type(error).__name__}: {str(error)[:120]}); "
+                f"re-materialize informativity_{dim}"
+            )
+            continue
+        summaries[dim], histories[dim] = summary, history
+        gan_history = data_dir / f"gan_{dim}" / "history.parquet"
+        try:
+            pixel_losses[dim] = pd.read_parquet(gan_history, columns=["epoch", "pixel_loss"])
+        except (OSError, ValueError, KeyError):
+            pass  # not trained through the asset (or its history is gone): no Figure 8 line for it
+    return summaries, histories, pixel_losses, problems
+
+
 # ---------------------------------------------------------------------------------------------- helpers
 
 
@@ -515,6 +552,8 @@ def write_report(
     written.append(summary_path)
 
     markdown = [f"# {_markdown_cell(title)}", "", table_markdown.rstrip("\n"), ""]
+    if safe.get("notes"):
+        markdown += ["## Missing or partial", "", *(f"- {_markdown_cell(str(n))}" for n in safe["notes"]), ""]
     for name in figures:
         markdown += [f"## {_heading(name)}", "", f"![{name}]({name}.png)", ""]
     markdown_path = folder / "report.md"
@@ -543,6 +582,10 @@ def write_report(
     if meta:
         parts.append(f'<p class="meta">{"; ".join(meta)}</p>')
     parts += ["<h2>Summary</h2>", summary_table_html(safe, safe.get("classes"))]
+    if safe.get("notes"):
+        parts += ["<h2>Missing or partial</h2>", "<ul>"]
+        parts += [f"<li>{html.escape(str(note))}</li>" for note in safe["notes"]]
+        parts.append("</ul>")
     for name in figures:
         file = html.escape(f"{name}.png")
         parts += [

@@ -114,3 +114,21 @@ def log_mel(audio: np.ndarray, sample_rate: int = 16000, *, n_fft: int | None = 
 
 
 __all__ = ["LOG_FLOOR", "N_MELS", "log_mel"]
+
+
+AUTHORS_RANGE_NATS = 80.0 * np.log(10.0) / 10.0  # 80 dB of power, in natural-log units
+
+
+def authors_spectrogram(mels: np.ndarray) -> np.ndarray:
+    """(K, 100, 128) log-mels -> (K, 100, 128) values on the authors' 8-bit scale (0..255, as float32), for
+    their released autoencoders.
+
+    Approximate: the authors published their 8-bit spectrograms but not how they quantised them. Read off
+    their images: 0 is silence, the loudest band of a second reaches about 245 and the scale is logarithmic;
+    here the 80 dB below a sound's loudest band map linearly onto 0..255. The mel axis is flipped, because
+    their images put the highest band in row 0 (the project's layout keeps band 0 lowest). For the paper's
+    exact inputs, use the authors' own segments (`source: {kind: s2i_data}`).
+    """
+    peak = float(np.max(mels)) if mels.size else 0.0
+    scaled = (np.asarray(mels, dtype=np.float32) - (peak - AUTHORS_RANGE_NATS)) / AUTHORS_RANGE_NATS * 255.0
+    return np.clip(scaled, 0.0, 255.0)[:, :, ::-1].copy()

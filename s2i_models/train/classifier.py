@@ -78,16 +78,58 @@ def classify(model: nn.Module, images: np.ndarray, device: str = "cpu", batch_si
     return np.concatenate(out) if out else np.zeros(0, dtype=bool)
 
 
+def grouped_split(
+    labels: np.ndarray, groups: np.ndarray, train_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, test) with every group (a source video) wholly on one side, stratified by label as
+    far as whole groups allow: groups in seeded order go to the held-out side while neither label's
+    held-out count would pass its share (1 - train_fraction), else to training.
+
+    Translations of one sound (or of one video's sounds) look alike; split by image, they would sit on both
+    sides and the held-out accuracy would measure memory, not judgement.
+    """
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    names, inverse = np.unique(groups, return_inverse=True)
+    if len(names) < 2:
+        raise ValueError(
+            f"grouped_split: all {len(labels)} images come from one source video ({names[0] if len(names) else '-'}); "
+            "a held-out set needs images of at least two"
+        )
+    target = {v: int(round((labels == v).sum() * (1 - train_fraction))) for v in np.unique(labels)}
+    held = dict.fromkeys(target, 0)
+    test_groups = []
+    for g in np.random.default_rng(seed).permutation(len(names)):
+        members = labels[inverse == g]
+        counts = {v: int((members == v).sum()) for v in target}
+        if all(held[v] + counts[v] <= max(target[v], 1) for v in target):
+            test_groups.append(g)
+            for v in target:
+                held[v] += counts[v]
+    if not test_groups or len(test_groups) == len(names):  # both sides need images
+        sizes = np.bincount(inverse)
+        test_groups = [int(np.argmin(sizes))]
+    in_test = np.isin(inverse, test_groups)
+    return np.flatnonzero(~in_test), np.flatnonzero(in_test)
+
+
 def train_classifier(
-    images: np.ndarray, labels: np.ndarray, config: ClassifierConfig, device: str = "cpu"
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: ClassifierConfig,
+    device: str = "cpu",
+    groups: np.ndarray | None = None,
 ) -> ClassifierResult:
-    """Fit on a stratified `train_fraction` of (images, labels); report accuracy on the rest."""
+    """Fit on `train_fraction` of (images, labels); report accuracy on the rest. With `groups` (each image's
+    source video) the split keeps every group on one side (`grouped_split`), else it is stratified by image."""
     labels = np.asarray(labels, dtype=np.int64)
     if images.shape[1:] != (96, 96, 3) or len(images) != len(labels):
         raise ValueError(f"train_classifier: images {images.shape} and labels {labels.shape} do not match")
     if set(np.unique(labels)) != {0, 1}:
         raise ValueError("train_classifier: needs both informative (1) and non-informative (0) images")
-    train_index, test_index = stratified_split(labels, config.train_fraction, config.seed)
+    if groups is not None:
+        train_index, test_index = grouped_split(labels, groups, config.train_fraction, config.seed)
+    else:
+        train_index, test_index = stratified_split(labels, config.train_fraction, config.seed)
     torch.manual_seed(config.seed)
     model = InformativityClassifier(width=config.width).to(device)
     optimizer = torch.optim.SGD(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -150,6 +151,7 @@ def train_gan(
     resume: bool = True,
     on_epoch: OnEpoch = None,
     progress: bool = False,
+    judge: Callable[[nn.Module, int], dict[str, float]] | None = None,
 ) -> TrainResult:
     """Train (or continue training) G and D on `train`'s frames and precomputed embeddings (Algorithm 1).
 
@@ -157,6 +159,10 @@ def train_gan(
     differ from its config); resume=False starts over, deleting the old epoch checkpoints. History records:
     epoch, pixel_loss, adversarial_batch_loss, adversarial_ma_loss, generator_loss, discriminator_loss (NaN
     in epochs without a D update), d_updates, seconds, samples_per_second (losses are epoch means).
+
+    With a `judge` (`s2i_models.scoring.EpochJudge`), every epoch also records its informativity on the test
+    sounds: `informativity_<class>` per class, `informativity` (their mean) and `judge_seconds`; they are
+    part of the history, so they are saved with the resume state and survive a kill.
     """
     out_dir = Path(out_dir)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -283,6 +289,12 @@ def train_gan(
                 "seconds": train_seconds,
                 "samples_per_second": count / max(train_seconds, 1e-9),
             }
+            if judge is not None:
+                judge_clock = Stopwatch(device)
+                shares = judge(generator, epoch)
+                record.update({f"informativity_{name}": share for name, share in shares.items()})
+                record["informativity"] = sum(shares.values()) / max(len(shares), 1)
+                record["judge_seconds"] = judge_clock.seconds()
             history.append(record)
             if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
                 # the epoch file first: a kill between the two writes repeats this epoch, losing nothing
