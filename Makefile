@@ -53,6 +53,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_loading.py
 	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_evaluation.py
 
 lint: setup
 	$(BIN)/ruff check pipelines s2i_models tests benchmarks

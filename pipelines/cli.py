@@ -8,6 +8,9 @@ s2i translate SOUND [--dim 512] [-n 8] [-o OUT.png] [--data-dir DIR] [--authors-
 s2i label [--data-dir DIR] [--host 127.0.0.1] [--port 8765] [--labeller NAME] [--profile NAME_OR_PATH]
     a local web page where a person labels the informativity candidates as informative or not of
     their sound's class (paper §5.3); answers go to <data dir>/informativity_answers/answers.json
+s2i authors check --data S2I_DATA --models TRAINED_MODELS [--dim 512] [--split test] [--limit 2048]
+    recompute the authors' published embeddings from their spectrograms with their autoencoder as s2i
+    loads it, and compare (a check that the loaders and the 8-bit scaling are the authors')
 s2i report [--data-dir DIR]
     where the report is, and its summary table (informativity per dim and class vs the baseline)
 """
@@ -153,6 +156,40 @@ def _label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _authors_check(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from pipelines.data.s2i_data import S2IDataError, compare_embeddings
+    from s2i_models.authors import AuthorsModelError, authors_file, load_authors_autoencoder
+    from s2i_models.loaders import spectrogram_batch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        model = load_authors_autoencoder(authors_file(Path(args.models), "autoencoder", args.dim), device)
+
+        def encode(mels):
+            out = []
+            with torch.no_grad():
+                for start in range(0, len(mels), 256):
+                    batch = torch.from_numpy(mels[start : start + 256]).to(device)
+                    out.append(
+                        model.encode(spectrogram_batch(batch, {"min": 0.0, "max": 255.0})).cpu().numpy()
+                    )
+            return np.concatenate(out)
+
+        result = compare_embeddings(Path(args.data), encode, args.dim, args.split, args.limit)
+    except (AuthorsModelError, S2IDataError) as error:
+        raise CliError(str(error)) from None
+    verdict = "match" if result["max_abs_difference"] <= args.tolerance else "DIFFER"
+    print(
+        f"{result['segments_compared']} {args.split} segments, dim {args.dim}: the authors' published embeddings "
+        f"and this encoder's {verdict} (max |difference| {result['max_abs_difference']:.2e}, mean "
+        f"{result['mean_abs_difference']:.2e}, tolerance {args.tolerance:g}; on {device})"
+    )
+    return 0 if verdict == "match" else 1
+
+
 def _report(args: argparse.Namespace) -> int:
     import json
 
@@ -225,6 +262,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     label.add_argument("--profile", help="class names from this profile (default: S2I_PROFILE, else demo)")
     label.set_defaults(run=_label)
+
+    authors = commands.add_parser("authors", help="the authors' released data and networks").add_subparsers(
+        dest="action", required=True
+    )
+    check = authors.add_parser("check", help="recompute their published embeddings and compare")
+    check.add_argument("--data", required=True, help="a clone of leofanzeres/s2i_data (git lfs pull)")
+    check.add_argument("--models", required=True, help="the trained_models/ folder of leofanzeres/s2i")
+    check.add_argument("--dim", type=int, default=512, choices=(128, 256, 512, 1024, 2048))
+    check.add_argument("--split", default="test", choices=("train", "val", "test"))
+    check.add_argument("--limit", type=int, default=2048, help="compare at most this many segments")
+    check.add_argument("--tolerance", type=float, default=1e-3, help="largest absolute difference allowed")
+    check.set_defaults(run=_authors_check)
 
     report = commands.add_parser("report", help="where the report is, and its summary table")
     report.add_argument("--data-dir", help="artifacts folder (default: S2I_DATA_DIR, else data/)")

@@ -271,3 +271,38 @@ def test_s2i_report_cli_on_partial_and_damaged_summaries(tmp_path, capsys):
     (folder / "summary.json").write_text("{")
     assert main(["report", "--data-dir", str(tmp_path)]) == 2
     assert "cannot be read" in capsys.readouterr().err
+
+
+def test_s2i_authors_check_recomputes_the_published_embeddings(tmp_path, capsys):
+    """A clone whose embeddings_128 batches hold what the authors' encoder gives for their spectrograms:
+    `s2i authors check` matches them; the same clone with one embedding changed is reported as differing."""
+    import numpy as np
+
+    from pipelines.cli import main
+    from pipelines.data.s2i_data import embedding_dtype
+    from tests.test_s2i_data import make_segments, write_clone
+
+    root = tmp_path / "s2i_data"
+    segments = [s for s in make_segments() if s.split == "test"]
+    write_clone(root, segments)
+    models = write_authors_models(tmp_path / "trained_models", dims=(128, 256))
+    reference = randomize(AuthorsAutoencoder(128, 0.0625), seed=128)
+    spectrograms = torch.from_numpy(np.stack([s.spectrogram for s in segments])).float()[:, None]
+    with torch.no_grad():
+        embeddings = reference.encode(spectrograms / 127.5 - 1).numpy()  # the authors' Normalize(0.5, 0.5)
+    folder = root / "batches" / "audio_visual" / "embeddings_128_to_images_audioautoencoder_72_1-2"
+    folder.mkdir(parents=True)
+    records = np.zeros(len(segments), dtype=embedding_dtype(128))
+    records["label"] = [s.label for s in reversed(segments)]  # another order than the spectrograms'
+    records["embedding"] = embeddings[::-1]
+    records["image"] = [s.image for s in reversed(segments)]
+    (folder / "test_batch_001.bin").write_bytes(records.tobytes())
+    arguments = ["authors", "check", "--data", str(root), "--models", str(models), "--dim", "128"]
+    assert main(arguments) == 0
+    assert f"{len(segments)} test segments, dim 128" in capsys.readouterr().out
+    records["embedding"][3] += 0.1
+    (folder / "test_batch_001.bin").write_bytes(records.tobytes())
+    assert main(arguments) == 1
+    assert "DIFFER" in capsys.readouterr().out
+    assert main([*arguments[:-1], "256"]) == 2  # no embeddings_256 folder: says how to fetch it
+    assert "git lfs pull --include" in capsys.readouterr().err

@@ -254,3 +254,25 @@ def test_score_translations_counts_own_and_other_classes():
     )
     assert result["informativity"] == pytest.approx({"dog": 2 / 3, "water": 1 / 3})
     assert result["cross_class"] == pytest.approx({"dog": 1 / 3, "water": 2 / 3})
+
+
+def test_per_epoch_history_the_paper_way_spikes_after_d_updates_are_removed():
+    """A generator judged at every epoch of 100, D updated every 5th epoch: its informativity is 0.2, except in
+    the two epochs after each update (6, 7, 11, 12, ..., 96, 97: 19 updates x 2 = 38 epochs), where D's
+    fresh gradients make it spike to 0.9. The paper replaces those by the mean of the five epochs before,
+    all 0.2, so both summaries are 0.2; left in, they would lift the window mean to 0.2 + 0.7 x 38/100."""
+    epochs = np.arange(1, 101)
+    updates = discriminator_update_epochs(100, 5)
+    spikes = {u + k for u in updates for k in (1, 2) if u + k <= 100}
+    assert len(spikes) == 38
+    values = [0.9 if e in spikes else 0.2 for e in epochs]
+    history = pd.DataFrame({"epoch": epochs, "class_name": "dog", "informativity": values})
+    summary = summarize(history, update_epochs=updates, window=(1, 100), moving_average_epochs=50)
+    assert summary["window_average"]["dog"] == pytest.approx(0.2)
+    assert summary["max_moving_average"]["dog"] == pytest.approx(0.2)
+    assert summary["replaced_epochs"] == sorted(spikes)
+    unreplaced = summarize(history, update_epochs=[], window=(1, 100), moving_average_epochs=50)
+    assert unreplaced["window_average"]["dog"] == pytest.approx(0.2 + 0.7 * 38 / 100)
+    # The paper's window starts at epoch 500 of 4000; here [51, 100]: 20 spike epochs of 50 when left in.
+    late = summarize(history, update_epochs=[], window=(51, 100), moving_average_epochs=50)
+    assert late["window_average"]["dog"] == pytest.approx(0.2 + 0.7 * 20 / 50)

@@ -786,3 +786,62 @@ def fill_segment_caches(
         "clips_from_cache": from_cache,
         "segments": len(records),
     }
+
+
+# ---- the authors' embeddings, recomputed -----------------------------------------------------------------
+
+
+def compare_embeddings(
+    root: Path,
+    encode: Callable[[np.ndarray], np.ndarray],
+    dim: int,
+    split: str = "test",
+    limit: int = 2048,
+) -> dict:
+    """Recompute the authors' published embeddings of `dim` from their own spectrograms and compare.
+
+    `encode` maps (N, 100, 128) float16 spectrograms in this source's layout (what the shards hold) to
+    (N, dim) embeddings, the way the pipeline encodes them. Segments are matched by label between the
+    spectrograms_to_images batches and the `embeddings_{dim}_...` batches of `split` (at most `limit`).
+    Returns counts and the largest and mean absolute differences.
+    """
+    root = Path(root).expanduser()
+    folders = embedding_folders(root)
+    if dim not in folders:
+        raise S2IDataError(
+            f"{root} has no batches/audio_visual/embeddings_{dim}_to_images_* folder: fetch it with "
+            f'git lfs pull --include "batches/audio_visual/embeddings_{dim}_to_images_*/*" in {root}'
+        )
+    prefix = PREFIX_OF_SPLIT[split]
+    published: dict[bytes, np.ndarray] = {}
+    for path in sorted(folders[dim][0].glob(f"{prefix}_batch_*.bin")):
+        if batch_problem(path, embedding_dtype(dim).itemsize, root) is not None:
+            continue
+        records = _map(path, embedding_dtype(dim))
+        for row, embedding in zip(label_bytes(records["label"]), records["embedding"], strict=True):
+            published[row.tobytes()] = np.asarray(embedding)
+    keys, spectrograms = [], []
+    for path in sorted((root / SPECTROGRAMS_TO_IMAGES).glob(f"{prefix}_batch_*.bin")):
+        if len(keys) >= limit or batch_problem(path, RECORD_BYTES, root) is not None:
+            continue
+        records = _map(path, SPECTROGRAM_IMAGE_DTYPE)
+        for label, spectrogram in zip(label_bytes(records["label"]), records["spectrogram"], strict=True):
+            if label.tobytes() in published and len(keys) < limit:
+                keys.append(label.tobytes())
+                spectrograms.append(np.array(spectrogram))
+    if not keys:
+        raise S2IDataError(
+            f"no {split} segment of {root / SPECTROGRAMS_TO_IMAGES} has a published embedding of dim {dim} "
+            "(are both folders fetched with git lfs pull?)"
+        )
+    ours = encode(mel_from_spectrogram(np.stack(spectrograms)))
+    theirs = np.stack([published[key] for key in keys])
+    difference = np.abs(ours.astype(np.float64) - theirs)
+    return {
+        "dim": dim,
+        "split": split,
+        "segments_compared": len(keys),
+        "published_embeddings": len(published),
+        "max_abs_difference": float(difference.max()),
+        "mean_abs_difference": float(difference.mean()),
+    }
