@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export S2I_PROFILE ?= demo
 
-.PHONY: setup demo dev test test-postgres bench lint lock clean-data
+.PHONY: setup demo dev test test-postgres bench lint lock clean-data tensorboard
 
 setup: $(VENV)/.installed
 
@@ -41,6 +41,9 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 
 dev: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m pipelines -h 127.0.0.1 -p 3000
+
+tensorboard: setup
+	$(BIN)/s2i tensorboard
 
 test: setup
 	$(BIN)/python -m pytest -m "not gpu"

@@ -11,6 +11,9 @@ s2i label [--data-dir DIR] [--host 127.0.0.1] [--port 8765] [--labeller NAME] [-
 s2i authors check --data S2I_DATA --models TRAINED_MODELS [--dim 512] [--split test] [--limit 2048]
     recompute the authors' published embeddings from their spectrograms with their autoencoder as s2i
     loads it, and compare (a check that the loaders and the 8-bit scaling are the authors')
+s2i tensorboard [--data-dir DIR] [--host 127.0.0.1] [--port 6006]
+    TensorBoard over every training run's event files in the data folder: losses per epoch, per-epoch
+    informativity, image grids at checkpoints, live while training runs
 s2i report [--data-dir DIR]
     where the report is, and its summary table (informativity per dim and class vs the baseline)
 """
@@ -190,6 +193,35 @@ def _authors_check(args: argparse.Namespace) -> int:
     return 0 if verdict == "match" else 1
 
 
+def _tensorboard(args: argparse.Namespace) -> int:
+    import shutil
+    import subprocess
+
+    data_dir = _data_dir(args.data_dir)
+    if not data_dir.is_dir():
+        raise CliError(
+            f"no data folder at {data_dir}: run the pipeline first (make demo), or pass --data-dir"
+        )
+    runs = sorted({p.parent for p in data_dir.rglob("events.out.tfevents.*")})
+    if not runs:
+        raise CliError(
+            f"no TensorBoard event files under {data_dir} yet: they appear as soon as a training run starts"
+        )
+    tensorboard = shutil.which("tensorboard", path=str(Path(sys.executable).parent)) or shutil.which(
+        "tensorboard"
+    )
+    if tensorboard is None:
+        raise CliError("the tensorboard command is not installed: reinstall s2i (make setup)")
+    print(
+        f"TensorBoard on http://{args.host}:{args.port}/ over {len(runs)} runs in {data_dir} (Ctrl-C stops it)"
+    )
+    command = [tensorboard, "--logdir", str(data_dir), "--host", args.host, "--port", str(args.port)]
+    try:
+        return subprocess.run(command, check=False).returncode
+    except KeyboardInterrupt:
+        return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     import json
 
@@ -274,6 +306,12 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--limit", type=int, default=2048, help="compare at most this many segments")
     check.add_argument("--tolerance", type=float, default=1e-3, help="largest absolute difference allowed")
     check.set_defaults(run=_authors_check)
+
+    board = commands.add_parser("tensorboard", help="live training curves and image grids in TensorBoard")
+    board.add_argument("--data-dir", help="artifacts folder (default: S2I_DATA_DIR, else data/)")
+    board.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    board.add_argument("--port", type=int, default=6006)
+    board.set_defaults(run=_tensorboard)
 
     report = commands.add_parser("report", help="where the report is, and its summary table")
     report.add_argument("--data-dir", help="artifacts folder (default: S2I_DATA_DIR, else data/)")

@@ -537,3 +537,51 @@ def test_gan_records_informativity_every_epoch_without_changing_training(tmp_pat
 
     with pytest.raises(ValueError, match=r"no judge for the test sounds of \['cat'\]"):
         EpochJudge(test_embeddings[:2], ["dog", "cat"], _judges(), seed=0)
+
+
+def _events(folder) -> dict:
+    """{tag: [(step, value)]} of the scalars and {tag: [steps]} of the images in a run's event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(folder / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    accumulator.Reload()
+    tags = accumulator.Tags()
+    scalars = {t: [(e.step, e.value) for e in accumulator.Scalars(t)] for t in tags["scalars"]}
+    images = {t: [e.step for e in accumulator.Images(t)] for t in tags["images"]}
+    return {"scalars": scalars, "images": images}
+
+
+def test_training_writes_tensorboard_curves_and_images_once_per_epoch_across_a_resume(tmp_path, data):
+    from s2i_models.scoring import EpochJudge
+
+    preview = torch.from_numpy(data["embeddings"][:4])
+    judge = EpochJudge(data["embeddings"][:6], ["dog", "water_flowing"] * 3, _judges(), seed=1)
+    # Killed after epoch 1 (its checkpoint kept), then resumed to epoch 3.
+    train_gan(gan_config(epochs=1, checkpoint_every=1), gan_batches(data), tmp_path, judge=judge)
+    train_gan(
+        gan_config(epochs=3, checkpoint_every=1),
+        gan_batches(data),
+        tmp_path,
+        judge=judge,
+        preview_embeddings=preview,
+    )
+    events = _events(tmp_path)
+    for tag in (
+        "gan/pixel_loss",
+        "gan/generator_loss",
+        "gan/informativity",
+        "gan/informativity_dog",
+        "gan/lr",
+    ):
+        assert [step for step, _ in events["scalars"][tag]] == [1, 2, 3], tag
+    assert [step for step, _ in events["scalars"]["gan/discriminator_loss"]] == [2]  # D trains in epoch 2
+    assert events["images"]["gan/validation_sounds"] == [2, 3]  # checkpoints of the resumed run
+
+    result = train_autoencoder(
+        ae_config(epochs=2), mel_batches(data), mel_batches(data), STATS, tmp_path / "ae"
+    )
+    curves = _events(tmp_path / "ae")["scalars"]
+    assert [v for _, v in curves["autoencoder/train_loss"]] == pytest.approx(
+        [r["train_loss"] for r in result.history]
+    )
+    assert [s for s, _ in curves["autoencoder/val_loss"]] == [1, 2]

@@ -185,3 +185,38 @@ class Stopwatch:
 
 
 OnEpoch = Callable[[dict], None] | None
+
+
+# ---- live curves -----------------------------------------------------------------------------------------------
+
+
+class EventLog:
+    """TensorBoard event files in `<run folder>/tensorboard`, written as training goes (`s2i tensorboard`).
+
+    Every numeric field of an epoch's record becomes a scalar at that epoch (`<prefix>/<field>`), and
+    image grids are added at checkpoints. On a resumed run, events after the resume point (written by the
+    run that was killed after its last checkpoint) are purged, so each epoch appears once.
+    """
+
+    def __init__(self, run_dir: Path, resumed_at: int, prefix: str) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.folder = Path(run_dir) / "tensorboard"
+        self.prefix = prefix
+        self.writer = SummaryWriter(str(self.folder), purge_step=resumed_at + 1 if resumed_at else None)
+
+    def epoch(self, record: dict, extra: dict | None = None) -> None:
+        step = int(record["epoch"])
+        for key, value in {**record, **(extra or {})}.items():
+            if key != "epoch" and isinstance(value, int | float) and not isinstance(value, bool):
+                if math.isfinite(value):
+                    self.writer.add_scalar(f"{self.prefix}/{key}", value, step)
+        self.writer.flush()
+
+    def images(self, tag: str, images: torch.Tensor, epoch: int) -> None:
+        """(N, 3, H, W) images in [-1, 1] as one grid."""
+        self.writer.add_images(f"{self.prefix}/{tag}", (images.detach().float().cpu() + 1) / 2, epoch)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

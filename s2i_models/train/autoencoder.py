@@ -18,6 +18,7 @@ from s2i_models.loaders import InMemoryBatches, ShardStream, spectrogram_batch
 from s2i_models.losses import autoencoder_loss
 from s2i_models.train import (
     PRECISIONS,
+    EventLog,
     OnEpoch,
     Stopwatch,
     TrainResult,
@@ -148,6 +149,7 @@ def train_autoencoder(
         last_good = f"The last good checkpoint is {resume_path} (epoch {start})." if start else ""
 
         bar = epoch_bar(progress, start, config.epochs, f"autoencoder {config.dim}")
+        events = EventLog(out_dir, start, "autoencoder")
         model.train()
         for epoch in range(start + 1, config.epochs + 1):
             clock = Stopwatch(device)
@@ -180,6 +182,7 @@ def train_autoencoder(
                 "samples_per_second": count / max(train_seconds, 1e-9),
             }
             history.append(record)
+            events.epoch(record, {"lr": config.lr})
             if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
                 save_atomic(
                     {
@@ -204,6 +207,7 @@ def train_autoencoder(
                 on_epoch(dict(record))
         if bar is not None:
             bar.close()
+        events.close()
 
     final_epoch = history[-1]["epoch"] if history else start
     save_atomic(

@@ -8,6 +8,7 @@ and seed give the same classifier on the CPU.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,6 +16,7 @@ from torch import nn
 
 from s2i_models.informativity import InformativityClassifier
 from s2i_models.loaders import image_batch
+from s2i_models.train import EventLog
 
 
 @dataclass(frozen=True)
@@ -118,9 +120,11 @@ def train_classifier(
     config: ClassifierConfig,
     device: str = "cpu",
     groups: np.ndarray | None = None,
+    log_dir: Path | None = None,
 ) -> ClassifierResult:
     """Fit on `train_fraction` of (images, labels); report accuracy on the rest. With `groups` (each image's
-    source video) the split keeps every group on one side (`grouped_split`), else it is stratified by image."""
+    source video) the split keeps every group on one side (`grouped_split`), else it is stratified by image.
+    With `log_dir`, TensorBoard events of every epoch go to `log_dir/tensorboard`."""
     labels = np.asarray(labels, dtype=np.int64)
     if images.shape[1:] != (96, 96, 3) or len(images) != len(labels):
         raise ValueError(f"train_classifier: images {images.shape} and labels {labels.shape} do not match")
@@ -140,6 +144,7 @@ def train_classifier(
     y_train = torch.from_numpy(labels[train_index])
     generator = torch.Generator().manual_seed(config.seed)
     history = []
+    events = EventLog(log_dir, 0, "classifier") if log_dir is not None else None
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = torch.randperm(len(x_train), generator=generator)
@@ -169,6 +174,10 @@ def train_classifier(
                 "test_accuracy": test_accuracy,
             }
         )
+        if events is not None:
+            events.epoch(history[-1], {"lr": config.lr})
+    if events is not None:
+        events.close()
     held_out = labels[test_index]
     chance = float(max(held_out.mean(), 1 - held_out.mean()))
     return ClassifierResult(

@@ -43,6 +43,7 @@ from s2i_models.losses import (
 )
 from s2i_models.train import (
     PRECISIONS,
+    EventLog,
     OnEpoch,
     Stopwatch,
     TrainResult,
@@ -143,6 +144,19 @@ def list_checkpoints(out_dir: Path, up_to: int | None = None) -> list[Path]:
     return [path for _epoch, path in sorted(found)]
 
 
+def _preview(generator: nn.Module, embeddings: torch.Tensor, device: str) -> torch.Tensor:
+    """G's images for fixed sounds (eval mode, MC dropout on, seeded); the random state is put back."""
+    saved = rng_state(device)
+    try:
+        torch.manual_seed(0)
+        generator.eval()
+        with torch.no_grad():
+            return generator(embeddings.to(device).float())  # (N, 3, 96, 96)
+    finally:
+        generator.train()
+        restore_rng(saved, device)
+
+
 def train_gan(
     config: GanConfig,
     train: InMemoryBatches | ShardStream,
@@ -152,6 +166,7 @@ def train_gan(
     on_epoch: OnEpoch = None,
     progress: bool = False,
     judge: Callable[[nn.Module, int], dict[str, float]] | None = None,
+    preview_embeddings: torch.Tensor | None = None,
 ) -> TrainResult:
     """Train (or continue training) G and D on `train`'s frames and precomputed embeddings (Algorithm 1).
 
@@ -163,6 +178,9 @@ def train_gan(
     With a `judge` (`s2i_models.scoring.EpochJudge`), every epoch also records its informativity on the test
     sounds: `informativity_<class>` per class, `informativity` (their mean) and `judge_seconds`; they are
     part of the history, so they are saved with the resume state and survive a kill.
+
+    TensorBoard events go to `out_dir/tensorboard` as training goes (`EventLog`): every history field per
+    epoch, and at each checkpoint the images G makes for `preview_embeddings` (fixed validation sounds).
     """
     out_dir = Path(out_dir)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -209,6 +227,7 @@ def train_gan(
             start = resumed_from = state["epoch"]
             step = state["step"]
         last_good = f"The last good checkpoint is {resume_path} (epoch {start})." if start else ""
+        events = EventLog(out_dir, start, "gan")
 
         generator.train()
         discriminator.train()
@@ -296,7 +315,10 @@ def train_gan(
                 record["informativity"] = sum(shares.values()) / max(len(shares), 1)
                 record["judge_seconds"] = judge_clock.seconds()
             history.append(record)
+            events.epoch(record, {"lr": config.lr})
             if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+                if preview_embeddings is not None:
+                    events.images("validation_sounds", _preview(generator, preview_embeddings, device), epoch)
                 # the epoch file first: a kill between the two writes repeats this epoch, losing nothing
                 save_atomic(
                     {
@@ -333,6 +355,7 @@ def train_gan(
                 on_epoch(dict(record))
         if bar is not None:
             bar.close()
+        events.close()
         discriminator.requires_grad_(True)
 
     final_epoch = history[-1]["epoch"] if history else start
