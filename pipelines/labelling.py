@@ -7,6 +7,10 @@ image without an answer.
 
 Routes: `GET /` the page; `GET /api/state`; `GET /images/<candidate_id>.png`; `POST /api/answer`
 {candidate_id, label}; `POST /api/undo` {candidate_id}. Plain standard library: no Dagster, no torch.
+
+Only this machine's browser may use it: a request whose `Host` is not the server's own address is
+refused (403), so a web page whose name is re-pointed at 127.0.0.1 (DNS rebinding) cannot read or
+answer; a body over MAX_BODY_BYTES is refused (413) without being read.
 """
 
 from __future__ import annotations
@@ -20,11 +24,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from pipelines.data.answers import LABELS, AnswerBook, answers_path, check_label, counts
+from pipelines.data.answers import LABELS, AnswerBook, AnswersFileError, answers_path, check_label, counts
 
 CANDIDATES_FOLDER = "informativity_candidates"
 CANDIDATE_COLUMNS = ("candidate_id", "image", "class_name", "sha256")
 MAX_BODY_BYTES = 64 * 1024  # an answer is a few dozen bytes; refuse anything big
+
+
+class RequestRefused(Exception):
+    """A request this server will not handle: `status` and a reason the client is shown."""
+
+    def __init__(self, status: HTTPStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 class LabellingError(Exception):
@@ -166,12 +178,38 @@ class _Handler(BaseHTTPRequestHandler):
     server: _LabellingServer
     server_version = "s2i-label"
 
+    def parse_request(self) -> bool:
+        """http.server's parsing, then the Host check, before any route sees the request."""
+        if not super().parse_request():
+            return False
+        refusal = self._foreign_host()
+        if refusal is None:
+            return True
+        self._discard_body()
+        self.close_connection = True
+        self._send_json(HTTPStatus.FORBIDDEN, {"error": refusal})
+        return False  # http.server then does not route the request
+
+    def _foreign_host(self) -> str | None:
+        """Why the Host header does not name this server, or None when it does."""
+        host = (self.headers.get("Host") or "").strip().lower()
+        if host in self.server.allowed_hosts:
+            return None
+        # Another name resolving to 127.0.0.1 is how a web page reaches a local server (DNS rebinding).
+        return (
+            f"Host {host or '(none)'!r} is not this server's address; open {server_url(self.server)} "
+            f"(accepted: {', '.join(sorted(self.server.allowed_hosts))})"
+        )
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         route = urlsplit(self.path).path
         if route in ("/", "/index.html"):
             self._send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8")
         elif route == "/api/state":
-            self._send_json(HTTPStatus.OK, self.server.app.state())
+            try:
+                self._send_json(HTTPStatus.OK, self.server.app.state())
+            except AnswersFileError as error:  # edited by hand while serving: say so on the page
+                self._send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": str(error)})
         elif route.startswith("/images/") and route.endswith(".png"):
             png = self.server.app.image_bytes(unquote(route[len("/images/") : -len(".png")]))
             if png is None:
@@ -184,13 +222,16 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         route = urlsplit(self.path).path
         actions = {"/api/answer": self._answer, "/api/undo": self._undo}
-        if route not in actions:
-            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no action {route}"})
-            return
         try:
+            if route not in actions:
+                self._discard_body()
+                raise RequestRefused(HTTPStatus.NOT_FOUND, f"no action {route}")
             body = self._json_body()
             state = actions[route](body)
-        except ValueError as error:
+        except RequestRefused as refused:
+            self._send_json(refused.status, {"error": str(refused)})
+            return
+        except ValueError as error:  # a bad answer, or an answers file that cannot be used
             self._send_json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
             return
         self._send_json(HTTPStatus.OK, state)
@@ -201,13 +242,35 @@ class _Handler(BaseHTTPRequestHandler):
     def _undo(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.server.app.undo(body.get("candidate_id"))
 
-    def _json_body(self) -> dict[str, Any]:
+    def _body_length(self) -> int:
+        """The declared body length, refused (413) over MAX_BODY_BYTES so no more is ever read."""
         try:
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
-            raise ValueError("bad Content-Length") from None
-        if not 0 < length <= MAX_BODY_BYTES:
-            raise ValueError(f"the body must be 1 to {MAX_BODY_BYTES} bytes of JSON, got {length}")
+            raise RequestRefused(HTTPStatus.BAD_REQUEST, "bad Content-Length") from None
+        if length < 0:
+            raise RequestRefused(HTTPStatus.BAD_REQUEST, f"bad Content-Length {length}")
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True  # the unread body must not be taken for the next request
+            raise RequestRefused(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"the body is {length} bytes; an answer is a small JSON object, at most {MAX_BODY_BYTES} bytes",
+            )
+        return length
+
+    def _discard_body(self) -> None:
+        """Read a small body the reply does not need: an unread body can reset the connection."""
+        try:
+            length = self._body_length()
+        except RequestRefused:
+            self.close_connection = True  # too big (or unreadable) to read: close after the reply
+            return
+        self.rfile.read(length)
+
+    def _json_body(self) -> dict[str, Any]:
+        length = self._body_length()
+        if length == 0:
+            raise ValueError(f"the body must be 1 to {MAX_BODY_BYTES} bytes of JSON, got none")
         raw = self.rfile.read(length)  # read even when refused: an unread body can reset the connection
         # Only JSON bodies: another web site can make a browser post a form here, but not JSON.
         if self.headers.get_content_type() != "application/json":
@@ -240,6 +303,14 @@ class _Handler(BaseHTTPRequestHandler):
 class _LabellingServer(ThreadingHTTPServer):
     daemon_threads = True  # Ctrl-C must not wait for a browser's open keep-alive connection
     app: LabellingApp
+    allowed_hosts: frozenset[str]
+
+
+def allowed_hosts(host: str, port: int) -> frozenset[str]:
+    """The `Host` headers that name a server bound to host:port, lower case (browsers send these)."""
+    names = {"127.0.0.1", "localhost", host.lower()}
+    with_port = {f"{name}:{port}" for name in names}
+    return frozenset(with_port | names if port == 80 else with_port)  # port 80 goes unnamed
 
 
 def make_server(
@@ -263,6 +334,7 @@ def make_server(
             "pass another --port (0 takes any free one)"
         ) from error
     server.app = app
+    server.allowed_hosts = allowed_hosts(*server.server_address[:2])  # the real port, when 0 was asked
     return server
 
 

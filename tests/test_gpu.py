@@ -1,17 +1,49 @@
 """The CUDA paths: training loops, resume, inference and the informativity classifier on a GPU.
 
-Run on a machine with a GPU: `pytest -m gpu tests/test_gpu.py` (`make test` leaves these out).
+Run on a machine with a GPU: `S2I_REQUIRE_GPU=1 pytest -m gpu tests/test_gpu.py` (`make test` leaves
+these out). Without a CUDA device they skip; with S2I_REQUIRE_GPU=1 they fail instead, so a GPU machine
+that has lost sight of its GPU (driver, container runtime, CPU-only torch) cannot pass by skipping.
 """
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-]
 DEVICE = "cuda"
+REQUIRE_GPU = "S2I_REQUIRE_GPU"
+
+
+def why_no_cuda() -> str:
+    """What this torch says about CUDA, for the skip or failure message."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    hidden = "" if visible is None else f"; CUDA_VISIBLE_DEVICES={visible!r}"
+    if torch.version.cuda is None:
+        return f"torch {torch.__version__} is a CPU-only build{hidden}"
+    try:
+        torch.cuda.init()
+    except Exception as error:  # torch words it: no driver, no device, driver too old
+        return f"torch {torch.__version__} (CUDA {torch.version.cuda}) cannot start CUDA: {error}{hidden}"
+    return f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees {torch.cuda.device_count()} devices{hidden}"
+
+
+@pytest.fixture(autouse=True)
+def cuda_device(request: pytest.FixtureRequest) -> None:
+    """Skip a `gpu` test without CUDA, or fail it when S2I_REQUIRE_GPU=1 says a GPU must be there."""
+    if request.node.get_closest_marker("gpu") is None or torch.cuda.is_available():
+        return
+    if os.environ.get(REQUIRE_GPU) == "1":
+        pytest.fail(
+            f"{REQUIRE_GPU}=1 but CUDA is not available ({why_no_cuda()}): this machine is meant to "
+            "test the CUDA paths, and skipping would report a pass with none of them run; check "
+            "nvidia-smi, the container's GPU access and that torch is a CUDA build",
+            pytrace=False,
+        )
+    pytest.skip(f"needs a CUDA device ({why_no_cuda()}); {REQUIRE_GPU}=1 makes this fail instead")
 
 
 def _mels(n: int) -> torch.Tensor:
@@ -22,6 +54,7 @@ def _stats() -> dict:
     return {"mean": -5.0, "std": 3.0, "min": -20.0, "max": 10.0}
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_autoencoder_trains_and_resumes_on_cuda(tmp_path, precision):
     from s2i_models.checkpoint import load_checkpoint
@@ -42,6 +75,7 @@ def test_autoencoder_trains_and_resumes_on_cuda(tmp_path, precision):
     assert all(t.device.type == "cpu" for t in state.values())  # checkpoints load anywhere
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize(("precision", "compiled"), [("fp32", False), ("bf16", False), ("fp32", True)])
 def test_gan_trains_on_cuda_and_translates(tmp_path, precision, compiled):
     from s2i_models.loaders import InMemoryBatches
@@ -70,6 +104,7 @@ def test_gan_trains_on_cuda_and_translates(tmp_path, precision, compiled):
     assert not np.array_equal(images[:, 0], images[:, 1])  # MC dropout on
 
 
+@pytest.mark.gpu
 def test_informativity_classifier_on_cuda():
     from s2i_models.train.classifier import ClassifierConfig, classify, train_classifier
 
@@ -82,3 +117,33 @@ def test_informativity_classifier_on_cuda():
     )
     assert result.test_accuracy > 0.8
     assert classify(result.model.to(DEVICE), images, DEVICE).shape == (80,)
+
+
+# The switch itself, on any machine: a child pytest with the GPU hidden runs one gpu test.
+
+
+def run_one_gpu_test_without_cuda(require_gpu: bool) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != REQUIRE_GPU}
+    env["CUDA_VISIBLE_DEVICES"] = ""  # hides a GPU that is there, so this tests the no-CUDA path anywhere
+    if require_gpu:
+        env[REQUIRE_GPU] = "1"
+    command = [sys.executable, "-m", "pytest", __file__, "-m", "gpu", "-k", "classifier_on_cuda"]
+    return subprocess.run(
+        [*command, "-p", "no:cacheprovider", "-q", "-rsfE"],
+        cwd=Path(__file__).parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_without_cuda_gpu_tests_skip_unless_a_gpu_is_required() -> None:
+    skipped = run_one_gpu_test_without_cuda(require_gpu=False)
+    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout, skipped.stdout + skipped.stderr
+    assert f"{REQUIRE_GPU}=1 makes this fail instead" in skipped.stdout
+
+    required = run_one_gpu_test_without_cuda(require_gpu=True)
+    assert required.returncode == 1 and "1 error" in required.stdout, required.stdout + required.stderr
+    assert f"{REQUIRE_GPU}=1 but CUDA is not available" in required.stdout
+    assert "CUDA_VISIBLE_DEVICES=''" in required.stdout and "skipped" not in required.stdout

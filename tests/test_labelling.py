@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import json
 import os
+import subprocess
+import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +22,14 @@ from PIL import Image
 from pipelines.cli import main
 from pipelines.data import files
 from pipelines.data.answers import AnswerBook, AnswersFileError, answers_path, counts
-from pipelines.labelling import CANDIDATES_FOLDER, LabellingError, make_server, serve_in_thread, server_url
+from pipelines.labelling import (
+    CANDIDATES_FOLDER,
+    MAX_BODY_BYTES,
+    LabellingError,
+    make_server,
+    serve_in_thread,
+    server_url,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -140,7 +151,72 @@ def test_a_failed_write_keeps_the_previous_file_and_memory(tmp_path: Path, monke
         book.record("bb", "skip", candidate_id="c2", class_name="dog", labeller="ana")
     assert answers_path(tmp_path).read_bytes() == before
     assert set(book.answers()) == {"aa"}
-    assert [p.name for p in answers_path(tmp_path).parent.iterdir()] == ["answers.json"]  # no temp left
+    # No temp file left; the lock file stays (writers must all lock the same file, so none removes it).
+    assert sorted(p.name for p in answers_path(tmp_path).parent.iterdir()) == [
+        "answers.json",
+        "answers.json.lock",
+    ]
+
+
+def test_two_books_on_one_file_keep_each_others_answers(tmp_path: Path) -> None:
+    # Two `s2i label` processes on one data folder: each book opened before the other wrote anything.
+    first, second = AnswerBook(answers_path(tmp_path)), AnswerBook(answers_path(tmp_path))
+    first.record("aa", "informative", candidate_id="c1", class_name="dog", labeller="ana")
+    second.record("bb", "skip", candidate_id="c2", class_name="dog", labeller="bo")
+    assert set(first.answers()) == set(second.answers()) == set(stored(tmp_path)) == {"aa", "bb"}
+    assert first.forget("bb")  # the other book's answer, written after this book was opened
+    second.record("cc", "non_informative", candidate_id="c3", class_name="dog", labeller="bo")
+    assert set(stored(tmp_path)) == {"aa", "cc"}
+
+
+# One writer process: records COUNT answers keyed "<writer>-<n>" and takes every fifth back (Undo), after
+# saying "ready" and waiting for "go" on stdin, so that every writer starts at the same moment.
+WRITER = """
+import sys
+from pathlib import Path
+
+from pipelines.data.answers import AnswerBook
+
+path, writer, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+book = AnswerBook(path)
+print("ready", flush=True)
+sys.stdin.readline()
+for n in range(count):
+    key = f"{writer}-{n:04d}"
+    book.record(key, "informative", candidate_id=f"c{n}", class_name="dog", labeller=writer)
+    if n % 5 == 0:
+        assert book.forget(key), key
+print("done", flush=True)
+"""
+
+
+def test_writers_in_several_processes_lose_no_answer(tmp_path: Path) -> None:
+    path, writers, count = answers_path(tmp_path), ["ana", "bo", "cy"], 200
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), writer, str(count)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for writer in writers
+    ]
+    try:
+        for process in processes:  # all imported and holding an open book before any writes
+            assert process.stdout.readline().strip() == "ready"
+        for process in processes:
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        outputs = [process.communicate(timeout=120)[0] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    assert [process.returncode for process in processes] == [0] * len(writers), outputs
+    expected = {f"{writer}-{n:04d}" for writer in writers for n in range(count) if n % 5 != 0}
+    answers = stored(tmp_path)
+    assert len(answers) == len(expected) == 480 and set(answers) == expected
+    assert all(answers[key]["labeller"] == key.split("-")[0] for key in answers)
 
 
 def test_a_bad_label_names_the_allowed_ones(tmp_path: Path) -> None:
@@ -249,6 +325,93 @@ def test_bad_answers_are_400_with_a_message(
 ) -> None:
     status, reply = request(server_url_ + "/api/answer", body, content_type)
     assert status == 400 and message in json.loads(reply)["error"]
+    assert not answers_path(tmp_path).exists()
+
+
+def raw_request(
+    url: str,
+    method: str = "GET",
+    path: str = "/api/state",
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+) -> tuple[int, dict]:
+    """(status, JSON reply) of a request with exactly these headers: no Host is added unless given."""
+    address = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=5)
+    try:
+        connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
+        connection.endheaders(body or None)
+        reply = connection.getresponse()
+        return reply.status, json.loads(reply.read())
+    finally:
+        connection.close()
+
+
+def own_port(url: str) -> int:
+    return urllib.parse.urlsplit(url).port
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LocalHost:{port}"])
+def test_the_own_address_is_served(server_url_: str, host: str) -> None:
+    status, state = raw_request(server_url_, headers={"Host": host.format(port=own_port(server_url_))})
+    assert status == 200 and state["total"] == 8
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "attacker.example:{port}",
+        "attacker.example",
+        "127.0.0.1:{other}",
+        "localhost",
+        "127.0.0.1.nip.io:{port}",
+    ],
+)
+def test_another_host_name_is_403_dns_rebinding(server_url_: str, host: str) -> None:
+    port = own_port(server_url_)
+    host = host.format(port=port, other=port + 1)
+    status, reply = raw_request(server_url_, headers={"Host": host})
+    assert status == 403 and f"Host {host.lower()!r} is not this server's address" in reply["error"]
+    assert f"open http://127.0.0.1:{port}/" in reply["error"]
+
+
+def test_a_request_without_host_is_403(server_url_: str) -> None:
+    status, reply = raw_request(server_url_)
+    assert status == 403 and "Host '(none)'" in reply["error"]
+
+
+def test_an_answer_from_another_host_is_not_stored(server_url_: str, tmp_path: Path) -> None:
+    body = b'{"candidate_id": "c00000", "label": "informative"}'
+    headers = {
+        "Host": "attacker.example",
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+    }
+    status, reply = raw_request(server_url_, "POST", "/api/answer", headers, body)
+    assert status == 403 and "not this server's address" in reply["error"]
+    assert not answers_path(tmp_path).exists()
+
+
+def test_a_body_up_to_the_limit_is_read_and_one_byte_more_is_413(server_url_: str, tmp_path: Path) -> None:
+    start, end = b'{"candidate_id": "c00001", "label": "skip", "padding": "', b'"}'
+    at_limit = start + b"x" * (MAX_BODY_BYTES - len(start) - len(end)) + end
+    status, reply = request(server_url_ + "/api/answer", at_limit)
+    assert len(at_limit) == MAX_BODY_BYTES and status == 200 and json.loads(reply)["answered"] == 1
+
+    over = start + b"x" * (MAX_BODY_BYTES - len(start) - len(end) + 1) + end
+    status, reply = request(server_url_ + "/api/answer", over)
+    assert status == 413 and f"at most {MAX_BODY_BYTES} bytes" in json.loads(reply)["error"]
+    assert len(stored(tmp_path)) == 1
+
+
+def test_a_huge_declared_body_is_413_without_reading_it(server_url_: str, tmp_path: Path) -> None:
+    # No body byte is sent: a server that tried to read the 10 GB would wait out the client's timeout.
+    host = f"127.0.0.1:{own_port(server_url_)}"
+    headers = {"Host": host, "Content-Type": "application/json", "Content-Length": str(10**10)}
+    status, reply = raw_request(server_url_, "POST", "/api/answer", headers)
+    assert status == 413 and f"the body is {10**10} bytes" in reply["error"]
     assert not answers_path(tmp_path).exists()
 
 

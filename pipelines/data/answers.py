@@ -4,6 +4,11 @@ Answers are keyed by the sha256 of the image's PNG bytes, not by candidate id, s
 re-generation of the candidates that gives identical images. The file is human work: it is rewritten
 atomically after every answer and never replaced when it cannot be read.
 
+Several writers may share one file (two `s2i label` processes, two browser tabs): every change is a
+read-modify-write of the file as it is now, under an exclusive `fcntl.flock` on `answers.json.lock`
+beside it, so no writer overwrites another's answer. Readers need no lock: the file is only ever
+replaced whole (rename), so a reader sees one complete version or the next.
+
 File format (`<data_dir>/informativity_answers/answers.json`):
     {"version": 1, "answers": {"<sha256>": {"label": "informative", "candidate_id": "c00012",
      "class_name": "dog", "labeller": "ana", "answered_at": "2026-01-02T03:04:05+00:00"}, ...}}
@@ -11,8 +16,12 @@ File format (`<data_dir>/informativity_answers/answers.json`):
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,21 +81,25 @@ def read_answers(path: Path) -> dict[str, dict[str, Any]]:
 
 
 class AnswerBook:
-    """The answers file of one labelling session, safe to use from the web server's threads.
+    """The answers file of one labelling session, safe for several writers in several processes.
 
-    The file is read once here (a corrupt file fails now, before anyone labels anything) and rewritten
-    whole after every change, so a crash or Ctrl-C loses at most the answer being written.
+    The file is read here (a corrupt file fails now, before anyone labels anything). Every change
+    re-reads it under the lock and rewrites it whole, so another writer's answers are kept and a crash
+    or Ctrl-C loses at most the answer being written. `answers()` reads the file too: what another
+    writer stored shows up at once.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
-        self._answers = read_answers(self.path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        # flock alone would exclude this process's threads too (each opens the lock file anew); they
+        # wait here instead, so one process holds at most one descriptor on the lock file.
+        self._thread_lock = threading.Lock()
+        read_answers(self.path)
 
     def answers(self) -> dict[str, dict[str, Any]]:
-        """A copy of every answer, keyed by image sha256."""
-        with self._lock:
-            return {sha256: dict(answer) for sha256, answer in self._answers.items()}
+        """Every answer now in the file, keyed by image sha256."""
+        return read_answers(self.path)
 
     def record(self, sha256: str, label: str, *, candidate_id: str, class_name: str, labeller: str) -> dict:
         """Store `label` for the image with this sha256, replacing an earlier answer; returns the answer."""
@@ -98,24 +111,37 @@ class AnswerBook:
             "labeller": labeller,
             "answered_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        with self._lock:
-            updated = {**self._answers, sha256: answer}
-            self._write(updated)
-            self._answers = updated
+        with self._exclusive():
+            self._write({**read_answers(self.path), sha256: answer})
         return dict(answer)
 
     def forget(self, sha256: str) -> bool:
         """Remove the answer for this image (the page's Undo); False when there was none."""
-        with self._lock:
-            if sha256 not in self._answers:
+        with self._exclusive():
+            answers = read_answers(self.path)
+            if answers.pop(sha256, None) is None:
                 return False
-            updated = {key: value for key, value in self._answers.items() if key != sha256}
-            self._write(updated)
-            self._answers = updated
+            self._write(answers)
             return True
 
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the book's lock: no other writer, in any process, reads or rewrites the file meanwhile."""
+        with self._thread_lock:
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+            # The lock file is never replaced or removed, so every writer locks the same inode (the
+            # answers file itself gets a new inode with every rename and cannot carry the lock).
+            descriptor = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                # Blocking, not polling: the kernel wakes a waiter when the lock is let go, where a poller
+                # could miss every short gap between one busy writer's answers. It is held for one read
+                # and one rewrite, and the kernel lets it go when its holder dies.
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(descriptor)
+
     def _write(self, answers: dict[str, dict[str, Any]]) -> None:
-        # Memory changes only after the file is safely replaced, so the two never disagree.
         write_json_atomic(self.path, {"version": FORMAT_VERSION, "answers": answers})
 
 
