@@ -49,13 +49,35 @@ class LocalSource(_Strict):
 
 
 class YoutubeSource(_Strict):
-    """AudioSet-style manifest rows `class_name,ytid,start_seconds,end_seconds` fetched with yt-dlp."""
+    """AudioSet-style manifest rows `class_name,ytid,start_seconds,end_seconds` fetched with yt-dlp.
+
+    `cookies` is a Netscape cookies.txt exported from a browser signed in to YouTube (the remedy for "Sign
+    in to confirm you're not a bot"); yt-dlp reads it, s2i never modifies, copies or logs it, and it is
+    left out of dumps of the settings (artifact manifests). `pause_s` is the least time between the first
+    requests of two download attempts, across all workers; after `max_bot_checks` bot checks in a row (0:
+    never) the download stops early, and the next run resumes.
+    """
 
     kind: Literal["youtube"]
     manifest: Path
     download_workers: int = Field(4, ge=1, le=64)
     retries: int = Field(3, ge=0, le=20)
     timeout_s: float = Field(120.0, gt=0)
+    cookies: Path | None = Field(None, exclude=True)
+    pause_s: float = Field(0.0, ge=0, le=3600)
+    max_bot_checks: int = Field(20, ge=0)
+
+    @field_validator("cookies")
+    @classmethod
+    def _cookies_file(cls, cookies: Path | None) -> Path | None:
+        if cookies is not None and not cookies.is_file():
+            what = "is not a file" if cookies.exists() else "does not exist"
+            raise ValueError(
+                f"the cookies file {cookies} {what}: export your browser's cookies for youtube.com to a "
+                "cookies.txt (Netscape format) and give its path (relative to the profile), or remove "
+                "`cookies`"
+            )
+        return cookies
 
 
 class S2IDataSource(_Strict):
@@ -303,7 +325,7 @@ def _make_paths_absolute(data: dict[str, Any], folder: Path) -> None:
         evaluation["judges"] = _absolute(evaluation["judges"], folder)
     source = data.get("source")
     if isinstance(source, dict):
-        for key in ("root", "manifest"):
+        for key in ("root", "manifest", "cookies"):
             value = source.get(key)
             if isinstance(value, str):
                 source[key] = _absolute(value, folder)

@@ -11,20 +11,30 @@ Routes (NAME is a file in the served folder):
   /html/NAME                 an HTML page with Content-Type text/html (NAME can end in .mp4)
   /slow/NAME                 waits `slow_delay_s` before answering at all, then serves the file
   /stall/NAME                sends the headers and a quarter of the file, then goes silent for `slow_delay_s`
+  /player/STATE/NAME/ID      a YouTube-shaped player response (JSON) for video ID:
+                               cookie  playable, streaming /NAME, when the request carries `required_cookie`;
+                                       otherwise YouTube's bot check ("Sign in to confirm you’re not a bot")
+                               later   YouTube's rate limit ("This content isn't available, try again later.")
+                               age     YouTube's age gate ("Sign in to confirm your age")
+                               CODE    answers that HTTP status (e.g. 429)
 
 Use as a context manager: `with MediaServer(folder) as server: server.url("clip.mp4")`.
-Every request is recorded in `server.requests` as (method, path, Range header or "").
+Every request is recorded in `server.requests` as (method, path, Range header or ""), and in
+`server.arrivals` as (time.monotonic() on arrival, path, whether it carried `required_cookie`).
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import mimetypes
 import re
 import socket
 import sys
 import threading
+import time
 from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -34,10 +44,14 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 class MediaServer:
     """Serves `root` on 127.0.0.1 at a free port, in a background thread."""
 
-    def __init__(self, root: str | Path, *, slow_delay_s: float = 5.0) -> None:
+    def __init__(
+        self, root: str | Path, *, slow_delay_s: float = 5.0, required_cookie: tuple[str, str] | None = None
+    ) -> None:
         self.root = Path(root).resolve()
         self.slow_delay_s = slow_delay_s
+        self.required_cookie = required_cookie  # (name, value) that /player/cookie/... asks for
         self.requests: list[tuple[str, str, str]] = []
+        self.arrivals: list[tuple[float, str, bool]] = []
         self._flaky_seen: dict[str, int] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -82,9 +96,10 @@ class MediaServer:
         with self._lock:
             return sum(1 for _method, path, _range in self.requests if path.startswith(path_prefix))
 
-    def _record(self, method: str, path: str, byte_range: str) -> None:
+    def _record(self, method: str, path: str, byte_range: str, has_cookie: bool = False) -> None:
         with self._lock:
             self.requests.append((method, path, byte_range))
+            self.arrivals.append((time.monotonic(), path, has_cookie))
 
     def _flaky_should_fail(self, path: str, failures: int) -> bool:
         with self._lock:
@@ -119,11 +134,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, send_body: bool) -> None:
         server = self.media_server
         path = self.path.split("?", 1)[0]
-        server._record(self.command, path, self.headers.get("Range", ""))
+        has_cookie = self._has_required_cookie()
+        server._record(self.command, path, self.headers.get("Range", ""), has_cookie)
         parts = path.lstrip("/").split("/")
         try:
             if parts[0] == "status" and len(parts) >= 2 and parts[1].isdigit():
                 self._send_error_status(int(parts[1]), send_body)
+            elif parts[0] == "player" and len(parts) == 4:
+                self._send_player(parts[1], parts[2], parts[3], has_cookie, send_body)
             elif parts[0] == "flaky" and len(parts) >= 3 and parts[1].isdigit():
                 if server._flaky_should_fail(path, int(parts[1])):
                     self._send_error_status(503, send_body)
@@ -144,7 +162,55 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (ffmpeg does after reading what it needs); nothing to do
 
+    def _has_required_cookie(self) -> bool:
+        wanted = self.media_server.required_cookie
+        if wanted is None:
+            return False
+        cookies = SimpleCookie()
+        try:
+            for header in self.headers.get_all("Cookie") or []:
+                cookies.load(header)
+        except CookieError:
+            return False
+        name, value = wanted
+        return name in cookies and cookies[name].value == value
+
     # -- responses -------------------------------------------------------------------------------------
+    def _send_player(self, state: str, name: str, video_id: str, has_cookie: bool, send_body: bool) -> None:
+        """What YouTube's player endpoint answers, in its shape (only the fields yt-dlp reads here)."""
+        if state.isdigit():
+            self._send_error_status(int(state), send_body)
+            return
+        if state == "cookie" and has_cookie:
+            media = f"http://{self.headers.get('Host', '127.0.0.1')}/{name}"
+            response: dict = {
+                "playabilityStatus": {"status": "OK"},
+                "videoDetails": {"videoId": video_id, "title": video_id},
+                "streamingData": {"formats": [{"itag": 18, "url": media, "mimeType": "video/mp4"}]},
+            }
+        elif state == "cookie":
+            response = _refusal(
+                "LOGIN_REQUIRED", "Sign in to confirm you’re not a bot", "This helps protect our community. "
+            )
+        elif state == "later":
+            response = _refusal("UNPLAYABLE", "This content isn't available, try again later.", "")
+        elif state == "age":
+            response = _refusal(
+                "LOGIN_REQUIRED",
+                "Sign in to confirm your age",
+                "This video may be inappropriate for some users.",
+            )
+        else:
+            self._send_error_status(404, send_body)
+            return
+        body = json.dumps(response).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
     def _send_error_status(self, code: int, send_body: bool) -> None:
         body = f"<html><body><h1>{code} {HTTPStatus(code).phrase}</h1></body></html>".encode()
         self.send_response(code)
@@ -232,3 +298,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Range", f"bytes */{size}")
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+
+def _refusal(status: str, reason: str, subreason: str) -> dict:
+    """A player response refusing playback, as YouTube words and nests it."""
+    runs = (
+        [{"text": subreason}, {"text": "Learn more"}] if subreason.endswith(". ") else [{"text": subreason}]
+    )
+    screen = {"reason": {"runs": [{"text": reason}]}}
+    if subreason:
+        screen["subreason"] = {"runs": runs}
+    return {
+        "playabilityStatus": {
+            "status": status,
+            "reason": reason,
+            "errorScreen": {"playerErrorMessageRenderer": screen},
+        }
+    }

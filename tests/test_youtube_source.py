@@ -45,3 +45,42 @@ def test_youtube_manifest_to_segments(tmp_path):
     assert segments.groupby("clip_id").size().isin([2, 3]).all() and segments.clip_id.nunique() == 4
     skipped = pd.read_parquet(tmp_path / "data" / "segments" / "skipped_clips.parquet")
     assert list(skipped.stage) == ["ingest"]
+
+
+def test_youtube_source_takes_cookies_pause_and_the_early_stop(tmp_path):
+    import json
+
+    import pytest
+
+    from pipelines.profile import ProfileError, load_profile
+
+    (tmp_path / "manifest.csv").write_text("class_name,ytid,start_seconds,end_seconds\n")
+    (tmp_path / "private").mkdir()
+    cookies = tmp_path / "private" / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n")
+
+    def load(source: str):
+        profile = tmp_path / "yt.yaml"
+        profile.write_text(f"base: demo\nclasses: {{dog: Dog}}\nsource: {{kind: youtube, {source}}}\n")
+        return load_profile(str(profile))
+
+    plain = load("manifest: manifest.csv").source
+    assert (plain.cookies, plain.pause_s, plain.max_bot_checks) == (None, 0.0, 20)
+
+    settings = load("manifest: manifest.csv, cookies: private/cookies.txt, pause_s: 2.5, max_bot_checks: 5")
+    source = settings.source
+    assert (source.cookies, source.pause_s, source.max_bot_checks) == (cookies.resolve(), 2.5, 5)
+    # Where the cookies live stays out of every dump of the settings (artifact manifests, fingerprints).
+    dumped = settings.model_dump(mode="json")
+    assert "cookies" not in dumped["source"] and str(cookies) not in json.dumps(dumped)
+
+    with pytest.raises(
+        ProfileError, match=r"source.cookies = .*missing.txt.*does not exist.*Netscape format"
+    ):
+        load("manifest: manifest.csv, cookies: missing.txt")
+    with pytest.raises(ProfileError, match=r"source.cookies = .*is not a file"):
+        load("manifest: manifest.csv, cookies: private")
+    with pytest.raises(ProfileError, match=r"source.pause_s = -1"):
+        load("manifest: manifest.csv, pause_s: -1")
+    with pytest.raises(ProfileError, match=r"source.max_bot_checks = -2"):
+        load("manifest: manifest.csv, max_bot_checks: -2")

@@ -48,7 +48,7 @@ from pipelines.data.classes import AUTHORS_CLASS_IDS
 from pipelines.data.files import atomic_open, remove_stale_temps
 from pipelines.data.progress import Progress
 from pipelines.data.segments import cache_file
-from pipelines.data.splits import SPLIT_COLUMNS, SPLITS
+from pipelines.data.splits import SPLIT_COLUMNS, SPLITS, in_split_order
 from pipelines.data.stats import STATS_VERSION
 from pipelines.data.vegas import ClipRecord
 
@@ -661,14 +661,7 @@ def segment_table(records: pd.DataFrame) -> pd.DataFrame:
 
 def authors_splits(segments: pd.DataFrame) -> pd.DataFrame:
     """The authors' split of every segment, as a `splits` table (SPLIT_COLUMNS, `make_splits`' order)."""
-    table = segments[SPLIT_COLUMNS].copy()
-    table["split"] = pd.Categorical(table["split"], categories=SPLITS, ordered=True)
-    table = table.sort_values(["split", "class_name", "clip_id", "segment"], kind="stable").reset_index(
-        drop=True
-    )
-    table["split"] = table["split"].astype(str)
-    table["segment"] = table["segment"].astype("int32")
-    return table
+    return in_split_order(segments[SPLIT_COLUMNS])
 
 
 def split_counts(table: pd.DataFrame, classes: Iterable[str]) -> pd.DataFrame:

@@ -68,14 +68,16 @@ def make_splits(segments: pd.DataFrame, sizes: Mapping[str, int], seed: int) -> 
             )
     if not parts:
         raise SplitError("there are no usable segments to split: check the skipped-clips table of `segments`")
-    table = pd.concat(parts, ignore_index=True)
-    table["split"] = pd.Categorical(table["split"], categories=SPLITS, ordered=True)
+    return in_split_order(pd.concat(parts, ignore_index=True))
+
+
+def in_split_order(table: pd.DataFrame) -> pd.DataFrame:
+    """A splits table sorted train, val, test, then by class, clip and segment, with a fresh index."""
+    table = table.assign(split=pd.Categorical(table["split"], categories=SPLITS, ordered=True))
     table = table.sort_values(["split", "class_name", "clip_id", "segment"], kind="stable").reset_index(
         drop=True
     )
-    table["split"] = table["split"].astype(str)
-    table["segment"] = table["segment"].astype("int32")
-    return table
+    return table.astype({"split": str, "segment": "int32"})
 
 
 def split_problems(table: pd.DataFrame, sizes: Mapping[str, int], classes: list[str]) -> list[str]:

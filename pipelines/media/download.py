@@ -7,11 +7,21 @@ requested length, is moved to `out_dir/<class>/<clip_id>.mp4`. A clip whose fina
 fetched again, so an interrupted run resumes where it stopped; work folders of killed runs are removed and
 their clips redone. One bad clip never stops the run: it is retried when the failure may pass (5xx, time-
 outs, truncated bodies) and then recorded with a reason.
+
+YouTube refuses bulk downloads with a bot check ("Sign in to confirm you're not a bot") or HTTP 429; both
+get their own reason with the remedy in the detail. A cookies file (Netscape cookies.txt) is read once and
+handed to each yt-dlp call as an in-memory copy, so yt-dlp's habit of writing its cookie jar back on exit
+never touches the user's file and no copy lands on disk. `pause_s` spaces the attempts across all workers
+(the first request of each waits its turn on one shared clock); after `max_bot_checks` bot checks in a row
+the run starts no more clips and reports the rest as skipped, and a later run resumes (finished clips are
+kept).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
 import re
 import shutil
@@ -30,7 +40,16 @@ from pipelines.data.manifest import ManifestRow
 from pipelines.data.progress import Progress
 from pipelines.media.ffmpeg_binary import ffmpeg_exe
 
-FAIL_REASONS = ("unavailable", "http error", "timeout", "not a video", "error")
+FAIL_REASONS = (
+    "unavailable",
+    "http error",
+    "timeout",
+    "not a video",
+    "bot check",
+    "rate limited",
+    "error",
+)
+STOPPED_EARLY = "stopped early"  # the reason of a "skipped" row: the run stopped before trying it
 
 # Frames end up 96x96, so anything above 360p only costs bandwidth. mp4 first so the cut needs no remux;
 # the fallbacks take whatever the host offers.
@@ -55,9 +74,9 @@ class DownloadResult:
     clip_id: str
     class_name: str
     url: str
-    path: Path | None
-    status: str  # "downloaded" | "cached" | "failed"
-    reason: str  # "" or one of FAIL_REASONS
+    path: Path | None  # the final file; None unless downloaded or cached
+    status: str  # "downloaded" | "cached" | "failed" | "skipped" (not tried: the run stopped early)
+    reason: str  # "" or one of FAIL_REASONS, or STOPPED_EARLY for a skipped row
     detail: str  # short human text: "HTTP 404 Not Found", "got 1.4 s of the 3.0 s asked for"
     attempts: int
 
@@ -70,11 +89,27 @@ class _ClipFailed(Exception):
         self.retryable = retryable
 
 
+class DownloadReport(list[DownloadResult]):
+    """The results in the order of the rows (a plain list to callers), and why the run stopped early.
+
+    `stop_message` is "" when every row was tried; otherwise it says why the run stopped and what to do.
+    """
+
+    def __init__(self, results: Sequence[DownloadResult] = (), stop_message: str = "") -> None:
+        super().__init__(results)
+        self.stop_message = stop_message
+
+    @property
+    def stopped_early(self) -> bool:
+        return bool(self.stop_message)
+
+
 @dataclass(frozen=True)
 class _Settings:
     retries: int
     backoff_s: float
     timeout_s: float
+    cookie_text: str | None = None  # the cookies file's contents: never logged, never written anywhere
 
 
 def download_clips(
@@ -85,14 +120,22 @@ def download_clips(
     retries: int = 3,
     backoff_s: float = 2.0,
     timeout_s: float = 60.0,
+    cookies: Path | None = None,
+    pause_s: float = 0.0,
+    max_bot_checks: int = 20,
     log: Callable[[str], object] | None = None,
-) -> list[DownloadResult]:
+) -> DownloadReport:
     """Fetch every row's section into `out_dir/<class_name>/<clip_id>.mp4`; results in the order of rows.
 
     `retries` is how many times a clip is tried again after a failure that may pass (so at most
     1 + retries attempts), waiting backoff_s, 2*backoff_s, 4*backoff_s, ... in between. `timeout_s` bounds
     each network wait (yt-dlp's requests and ffmpeg's reads); an attempt is killed after
     3 * timeout_s in all. The failed clips are also written to `out_dir/failures.json`.
+
+    `cookies` is a Netscape cookies.txt handed to yt-dlp (read, never modified, copied or logged).
+    `pause_s` is the least time between the first requests of two attempts, across all workers. After
+    `max_bot_checks` bot checks in a row (0: never) no more clips are started; the rows not tried come back
+    "skipped" and the returned report's `stop_message` says what to do.
     """
     out_dir = Path(out_dir).resolve()
     if re.search(r"[%$]", str(out_dir)):
@@ -100,24 +143,35 @@ def download_clips(
         raise ValueError(
             f"download folder {out_dir} contains '%' or '$', which yt-dlp would expand: pick another"
         )
-    if retries < 0 or backoff_s < 0 or timeout_s <= 0 or workers < 1:
+    if (
+        retries < 0
+        or backoff_s < 0
+        or timeout_s <= 0
+        or workers < 1
+        or not 0 <= pause_s < math.inf
+        or max_bot_checks < 0
+    ):
         raise ValueError(
             f"download settings out of range: workers={workers} (>= 1), retries={retries} (>= 0), "
-            f"backoff_s={backoff_s} (>= 0), timeout_s={timeout_s} (> 0)"
+            f"backoff_s={backoff_s} (>= 0), timeout_s={timeout_s} (> 0), pause_s={pause_s} (>= 0), "
+            f"max_bot_checks={max_bot_checks} (>= 0)"
         )
     repeated = [clip_id for clip_id, n in Counter(row.clip_id for row in rows).items() if n > 1]
     if repeated:
         raise ValueError(
             f"clip ids appear more than once (two downloads would share a file): {repeated[:10]}"
         )
+    cookie_text = read_cookies(Path(cookies)) if cookies is not None else None
 
-    settings = _Settings(retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
+    settings = _Settings(retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, cookie_text=cookie_text)
+    gate = _Gate(pause_s=pause_s, max_bot_checks=max_bot_checks)
     emit = log or (lambda _message: None)
     progress = Progress(len(rows), "download", log=log, unit="clips")
     results: list[DownloadResult | None] = [None] * len(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
+    announced = False
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download") as pool:
-        futures = {pool.submit(_download_one, row, out_dir, settings): i for i, row in enumerate(rows)}
+        futures = {pool.submit(_download_one, row, out_dir, settings, gate): i for i, row in enumerate(rows)}
         for future in as_completed(futures):
             result = future.result()
             results[futures[future]] = result
@@ -126,6 +180,12 @@ def download_clips(
                     f"download {result.clip_id} ({result.url}): failed after {result.attempts} attempt(s), "
                     f"{result.reason}: {result.detail}"
                 )
+            if gate.stopped.is_set() and not announced:
+                announced = True
+                emit(
+                    f"download: {max_bot_checks} bot checks in a row; starting no more clips "
+                    "(the ones under way finish)"
+                )
             progress.advance()
 
     done = [result for result in results if result is not None]
@@ -133,10 +193,66 @@ def download_clips(
     reasons = Counter(result.reason for result in done if result.status == "failed")
     emit(
         f"download: {counts['downloaded']} downloaded, {counts['cached']} already there, "
-        f"{counts['failed']} failed" + (f" ({dict(reasons)})" if reasons else "")
+        f"{counts['failed']} failed"
+        + (f" ({dict(reasons)})" if reasons else "")
+        + (f", {counts['skipped']} not tried ({STOPPED_EARLY})" if counts["skipped"] else "")
     )
     _write_failures(out_dir, [result for result in done if result.status == "failed"])
-    return done
+    stop_message = ""
+    if counts["skipped"]:
+        stop_message = (
+            f"download stopped early: {max_bot_checks} clips in a row met YouTube's bot check, so "
+            f"{counts['skipped']} clips were not tried. {_remedy('bot check', cookie_text is not None)}. "
+            f"Then run again: the {counts['downloaded'] + counts['cached']} clips already downloaded are "
+            "kept and the download resumes with the rest."
+        )
+        emit(stop_message)
+    return DownloadReport(done, stop_message)
+
+
+def read_cookies(path: Path) -> str:
+    """The text of a Netscape cookies.txt, checked the way yt-dlp will read it; ValueError if unusable.
+
+    Messages name the file and the line number, never a line: the lines hold the cookies.
+    """
+    how = (
+        "export your browser's youtube.com cookies again as a cookies.txt (Netscape format, the first "
+        "line '# Netscape HTTP Cookie File')"
+    )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"cookies file {path} does not exist: {how} and give its path") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cookies file {path} cannot be read ({type(error).__name__}): {how}") from None
+    lines = text.splitlines()
+    if not lines or not re.match(r"#( Netscape)? HTTP Cookie File", lines[0]):
+        raise ValueError(f"cookies file {path} is not a Netscape cookies.txt (no header line): {how}")
+    for number, line in enumerate(lines[1:], start=2):
+        line = line.removeprefix("#HttpOnly_")
+        if not line.strip() or line.lstrip().startswith(("#", "$")):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 7:
+            raise ValueError(
+                f"cookies file {path} line {number}: {len(fields)} tab-separated fields instead of 7: {how}"
+            )
+        domain, include_subdomains, _path, _secure, expires = fields[:5]
+        # yt-dlp and http.cookiejar would stop on these with the whole line in the message.
+        if expires and not re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", expires):
+            raise ValueError(f"cookies file {path} line {number}: the expiry is not a number: {how}")
+        if (include_subdomains == "TRUE") != domain.startswith("."):
+            raise ValueError(
+                f"cookies file {path} line {number}: the second field must be TRUE exactly when the "
+                f"domain starts with '.': {how}"
+            )
+    from yt_dlp.cookies import YoutubeDLCookieJar
+
+    try:
+        YoutubeDLCookieJar(io.StringIO(text)).load()
+    except Exception as error:  # noqa: BLE001 - the message may quote a line, so only its kind is shown
+        raise ValueError(f"cookies file {path} cannot be loaded ({type(error).__name__}): {how}") from None
+    return text
 
 
 def final_path(out_dir: Path, row: ManifestRow) -> Path:
@@ -147,11 +263,17 @@ def final_path(out_dir: Path, row: ManifestRow) -> Path:
 # -- one clip --------------------------------------------------------------------------------------
 
 
-def _download_one(row: ManifestRow, out_dir: Path, settings: _Settings) -> DownloadResult:
+def _download_one(row: ManifestRow, out_dir: Path, settings: _Settings, gate: _Gate) -> DownloadResult:
+    result = _attempt_clip(row, out_dir, settings, gate)
+    gate.record(result)  # here, in the worker, so no worker starts another clip before a stop is seen
+    return result
+
+
+def _attempt_clip(row: ManifestRow, out_dir: Path, settings: _Settings, gate: _Gate) -> DownloadResult:
     final = final_path(out_dir, row)
 
     def result(status: str, reason: str = "", detail: str = "", attempts: int = 0) -> DownloadResult:
-        path = final if status != "failed" else None
+        path = final if status in ("downloaded", "cached") else None
         return DownloadResult(row.clip_id, row.class_name, row.url, path, status, reason, detail, attempts)
 
     if final.is_file() and final.stat().st_size > 0:
@@ -162,36 +284,63 @@ def _download_one(row: ManifestRow, out_dir: Path, settings: _Settings) -> Downl
     failure = _ClipFailed("error", "not tried", retryable=False)
     try:
         for attempt in range(1 + settings.retries):
-            if attempt:
-                time.sleep(settings.backoff_s * 2 ** (attempt - 1))
-            attempts += 1
+            if attempt and not gate.sleep(settings.backoff_s * 2 ** (attempt - 1)):
+                break  # stopped early: no more requests, this clip keeps its last failure
+            if gate.stopped.is_set() and not attempts:  # skip without even starting yt-dlp
+                return result("skipped", STOPPED_EARLY, gate.skip_detail(settings.cookie_text is not None))
             try:
                 shutil.rmtree(work_dir, ignore_errors=True)  # also what a killed run left behind
                 work_dir.mkdir(parents=True)
-                produced = _fetch_and_verify(row, work_dir, settings.timeout_s)
+                produced = _fetch_and_verify(row, work_dir, settings, gate.enter)
                 os.replace(produced, final)
-                return result("downloaded", attempts=attempts)
+                return result("downloaded", attempts=attempts + 1)
+            except _Stopped:
+                if attempts:
+                    break
+                return result("skipped", STOPPED_EARLY, gate.skip_detail(settings.cookie_text is not None))
             except _ClipFailed as failed:
                 failure = failed
             except Exception as unexpected:  # noqa: BLE001 - one clip must never stop the run
                 failure = _ClipFailed("error", _short(f"{type(unexpected).__name__}: {unexpected}"), True)
+            attempts += 1
             if not failure.retryable:
                 break
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    return result("failed", failure.reason, failure.detail, attempts)
+    remedy = _remedy(failure.reason, settings.cookie_text is not None)
+    detail = f"{failure.detail}. {remedy}" if remedy else failure.detail
+    return result("failed", failure.reason, detail, attempts)
 
 
-def _fetch_and_verify(row: ManifestRow, work_dir: Path, timeout_s: float) -> Path:
+class _Stopped(Exception):
+    """The run stopped early before this attempt sent anything."""
+
+
+def _fetch_and_verify(
+    row: ManifestRow, work_dir: Path, settings: _Settings, wait_turn: Callable[[], bool] = lambda: True
+) -> Path:
+    """One attempt; `wait_turn` is asked just before the first request (False: raise _Stopped)."""
+    timeout_s = settings.timeout_s
     started = time.monotonic()
     watchdog = _Watchdog(work_dir, deadline_s=_WALL_CLOCK_TIMEOUTS * timeout_s)
+
+    def take_turn() -> bool:
+        nonlocal started
+        if not wait_turn():
+            return False
+        started = time.monotonic()  # the wait for a turn is not the host's slowness
+        watchdog.restart()
+        return True
+
     try:
         with watchdog:
-            info = _fetch_section(row, work_dir, timeout_s)
+            info = _fetch_section(row, work_dir, timeout_s, settings.cookie_text, take_turn)
         produced = _produced_file(work_dir)
         duration = info.get("duration")
         _verify(produced, row, float(duration) if isinstance(duration, int | float) else None)
         return produced
+    except _Stopped:
+        raise
     except _ClipFailed as failed:
         failure = failed
     except Exception as error:  # noqa: BLE001 - yt-dlp raises its own kinds; sort them into reasons
@@ -204,16 +353,53 @@ def _fetch_and_verify(row: ManifestRow, work_dir: Path, timeout_s: float) -> Pat
     raise failure
 
 
-def _fetch_section(row: ManifestRow, work_dir: Path, timeout_s: float) -> dict[str, Any]:
-    import yt_dlp
+def _fetch_section(
+    row: ManifestRow,
+    work_dir: Path,
+    timeout_s: float,
+    cookie_text: str | None,
+    take_turn: Callable[[], bool] = lambda: True,
+) -> dict[str, Any]:
+    """Run yt-dlp on the row; `take_turn` is asked right before its first request goes out.
 
-    with yt_dlp.YoutubeDL(ytdlp_options(row, work_dir, timeout_s)) as ydl:
-        info = ydl.extract_info(row.url, download=True)
+    The turn is taken there, not before yt-dlp starts, because yt-dlp's own start-up (choosing among its
+    extractors, the first call compiles their patterns) takes from milliseconds to most of a second: a pause
+    counted before it would not space the requests the host sees.
+    """
+    import yt_dlp
+    from yt_dlp.utils import DownloadCancelled
+
+    stopped = False
+    with yt_dlp.YoutubeDL(ytdlp_options(row, work_dir, timeout_s, cookie_text)) as ydl:
+        urlopen = ydl.urlopen  # every request of yt-dlp's extractors and HTTP downloads goes through it
+        first = True
+
+        def paced_urlopen(*args: Any, **kwargs: Any) -> Any:
+            nonlocal first, stopped
+            if first:
+                first = False
+                if not take_turn():
+                    stopped = True
+                    raise DownloadCancelled("the download stopped early")  # yt-dlp lets this one through
+            return urlopen(*args, **kwargs)
+
+        ydl.urlopen = paced_urlopen
+        try:
+            info = ydl.extract_info(row.url, download=True)
+        except DownloadCancelled:
+            if stopped:
+                raise _Stopped from None
+            raise
     return info or {}
 
 
-def ytdlp_options(row: ManifestRow, work_dir: Path, timeout_s: float) -> dict[str, Any]:
-    """yt-dlp parameters that fetch `row`'s section, cut by ffmpeg, as `work_dir/clip.<ext>`."""
+def ytdlp_options(
+    row: ManifestRow, work_dir: Path, timeout_s: float, cookie_text: str | None = None
+) -> dict[str, Any]:
+    """yt-dlp parameters that fetch `row`'s section, cut by ffmpeg, as `work_dir/clip.<ext>`.
+
+    `cookie_text` is a Netscape cookies.txt's contents (from `read_cookies`), or None for no cookies.
+    """
     import yt_dlp
     from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
 
@@ -223,7 +409,7 @@ def ytdlp_options(row: ManifestRow, work_dir: Path, timeout_s: float) -> dict[st
     # variables belong to the thread that sets them, so this touches only the calling worker.
     if hasattr(FFmpegPostProcessor, "_ffmpeg_location"):
         FFmpegPostProcessor._ffmpeg_location.set(ffmpeg)
-    return {
+    options: dict[str, Any] = {
         "format": VIDEO_FORMAT,
         "merge_output_format": "mp4",
         "outtmpl": {"default": str(work_dir / "clip.%(ext)s")},
@@ -245,6 +431,14 @@ def ytdlp_options(row: ManifestRow, work_dir: Path, timeout_s: float) -> dict[st
         "noprogress": True,
         "logger": _QuietLogger(),
     }
+    if cookie_text is not None:
+        # yt-dlp reads its cookie jar from `cookiefile` and writes the jar back there when it closes (as
+        # yt-dlp 2026.10.26 does in YoutubeDL.close -> save_cookies). A private in-memory stream per call
+        # takes those writes, so the user's file is never modified, no copy touches the disk, and parallel
+        # workers do not overwrite each other. (ffmpeg still gets the matching cookies on its command line,
+        # as yt-dlp hands them over with -cookies.)
+        options["cookiefile"] = io.StringIO(cookie_text)
+    return options
 
 
 def _produced_file(work_dir: Path) -> Path:
@@ -323,16 +517,33 @@ _UNAVAILABLE = re.compile(
     re.IGNORECASE,
 )
 _HTTP_STATUS = re.compile(r"HTTP Error (\d{3}):?\s*([^(\n]*)")
+# YouTube's bot check, as yt-dlp passes on YouTube's text: "Sign in to confirm you’re not a bot. Use
+# --cookies-from-browser or --cookies for the authentication. ..." (a typographic apostrophe; other clients
+# say "that you're" or "you are"), or yt-dlp's "YouTube is requiring a captcha challenge before playback".
+# "Sign in to confirm your age" is an age gate, not a bot check, and stays "unavailable".
+_BOT_CHECK = re.compile(
+    r"confirm (?:that )?you(?:['’]re| are) not a (?:ro)?bot|captcha challenge", re.IGNORECASE
+)
+# YouTube's rate limit: HTTP 429, or the player's "This content isn't available, try again later", which
+# yt-dlp explains as "The current session has been rate-limited by YouTube for up to an hour".
+_RATE_LIMITED = re.compile(
+    r"isn['’]t available, try again later|rate-limited by YouTube|Too Many Requests", re.IGNORECASE
+)
 
 
 def _classify(error: BaseException) -> _ClipFailed:
     """Sort a yt-dlp error into a FAIL_REASONS reason, a short detail, and whether to try again."""
     from yt_dlp.networking.exceptions import HTTPError, TransportError
 
+    message = str(error)
+    # Sorted by yt-dlp's text first: YouTube's refusals arrive as extractor messages, not HTTP statuses.
+    if _BOT_CHECK.search(message):
+        return _ClipFailed("bot check", _first_sentence(message), retryable=False)
+    if _RATE_LIMITED.search(message) and not _HTTP_STATUS.search(message):
+        return _ClipFailed("rate limited", _first_sentence(message), retryable=True)
     for cause in _causes(error):
         if isinstance(cause, HTTPError):
             return _http_failure(cause.status, str(cause.reason or ""))
-    message = str(error)
     if _UNAVAILABLE.search(message):
         return _ClipFailed("unavailable", _short(_strip_prefix(message)), retryable=False)
     status = _HTTP_STATUS.search(message)
@@ -355,8 +566,37 @@ def _http_failure(status: int, phrase: str) -> _ClipFailed:
     detail = f"HTTP {status} {phrase}".strip()
     if status in (404, 410):
         return _ClipFailed("unavailable", detail, retryable=False)
-    # Server trouble and rate limits pass; other refusals (403 and the rest of 4xx) do not.
-    return _ClipFailed("http error", detail, retryable=status >= 500 or status in (408, 429))
+    if status == 429:
+        return _ClipFailed("rate limited", detail, retryable=True)
+    # Server trouble passes; other refusals (403 and the rest of 4xx) do not.
+    return _ClipFailed("http error", detail, retryable=status >= 500 or status == 408)
+
+
+def _remedy(reason: str, cookies_given: bool) -> str:
+    """What to do about a refusal (empty for reasons that need nothing from the user)."""
+    if reason == "bot check":
+        if cookies_given:
+            return (
+                "YouTube did not accept the cookies given in `cookies:` (expired, or exported signed out?): "
+                "export fresh ones from a browser signed in to YouTube, and set or raise `pause_s` (e.g. 5)"
+            )
+        return (
+            "YouTube asks to sign in: export your browser's cookies for youtube.com to a cookies.txt "
+            "(Netscape format) and set `cookies:` in the youtube source; add `pause_s` (e.g. 5)"
+        )
+    if reason == "rate limited":
+        return (
+            "YouTube is limiting requests from here: wait an hour or more and run again (downloaded clips "
+            "are kept); set `pause_s` (e.g. 5) and fewer `download_workers`"
+        )
+    return ""
+
+
+def _first_sentence(message: str) -> str:
+    # "Sign in to confirm you’re not a bot. Use --cookies-from-browser or --cookies ..." -> the first
+    # sentence: yt-dlp's command-line advice does not apply here, the remedy says what does.
+    text = _strip_prefix(message)
+    return _short(re.split(r"(?<=[a-z])\.\s", text, maxsplit=1)[0].rstrip("."))
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:
@@ -407,6 +647,59 @@ class _QuietLogger:
         pass
 
 
+# -- pacing and the early stop --------------------------------------------------------------------
+
+
+class _Gate:
+    """What every worker passes before a request: the shared pause, and the stop after bot checks.
+
+    The pause spaces the starts of attempts across all workers (one shared clock, not a sleep per thread);
+    the count of bot checks in a row is kept in completion order and reset by any answer that is not a
+    refusal.
+    """
+
+    def __init__(self, pause_s: float, max_bot_checks: int) -> None:
+        self.pause_s = pause_s
+        self.max_bot_checks = max_bot_checks
+        self.stopped = threading.Event()
+        self.bot_checks_in_a_row = 0
+        self._pace = threading.Lock()
+        self._count = threading.Lock()
+        self._last_start = -math.inf
+
+    def enter(self) -> bool:
+        """Wait for this request's turn; False when the run has stopped (then send nothing)."""
+        if self.pause_s <= 0:
+            return not self.stopped.is_set()
+        with self._pace:  # one waiter at a time, each pausing after the start before it
+            delay = self._last_start + self.pause_s - time.monotonic()
+            if delay > 0 and self.stopped.wait(delay):
+                return False
+            if self.stopped.is_set():
+                return False
+            self._last_start = time.monotonic()
+            return True
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep (a backoff); False when the run stopped meanwhile."""
+        return not self.stopped.wait(seconds) if seconds > 0 else not self.stopped.is_set()
+
+    def record(self, result: DownloadResult) -> None:
+        with self._count:
+            if result.reason == "bot check":
+                self.bot_checks_in_a_row += 1
+                if self.max_bot_checks and self.bot_checks_in_a_row >= self.max_bot_checks:
+                    self.stopped.set()
+            elif result.status in ("downloaded", "failed") and result.reason != "rate limited":
+                self.bot_checks_in_a_row = 0  # YouTube answered this one: the session is not refused
+
+    def skip_detail(self, cookies_given: bool) -> str:
+        return (
+            f"not tried: the download stopped after {self.max_bot_checks} bot checks in a row. "
+            f"{_remedy('bot check', cookies_given)}; then run again to resume"
+        )
+
+
 # -- hard deadline ---------------------------------------------------------------------------------
 
 
@@ -430,6 +723,13 @@ class _Watchdog:
 
     def __exit__(self, *exc_info: object) -> None:
         self._timer.cancel()
+
+    def restart(self) -> None:
+        """Count the deadline from now (after a wait for this attempt's turn, during which nothing runs)."""
+        self._timer.cancel()
+        self._timer = threading.Timer(self.deadline_s, self._kill)
+        self._timer.daemon = True
+        self._timer.start()
 
     def _kill(self) -> None:
         for pid in _own_children_naming(self.work_dir):
