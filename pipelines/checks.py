@@ -1,20 +1,31 @@
-"""Asset checks. Blocking ones stop downstream assets that would otherwise be built on wrong data."""
+"""Asset checks. Blocking ones stop downstream assets that would otherwise be built on wrong data.
 
-import numpy as np
-import pandas as pd
+numpy, pandas and the data libraries are imported inside the checks, so loading the definitions stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 
 from pipelines.assets.features import segments_cache_dir
 from pipelines.data.artifact_manifest import read_manifest
-from pipelines.data.segments import read_cached
-from pipelines.data.splits import SPLITS, split_problems
 from pipelines.profile import S2IDataSource
 from pipelines.resources import ArtifactStore, S2IProfile
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @asset_check(asset="segments", blocking=True)
 def segments_are_finite_and_shaped(profile: S2IProfile, store: ArtifactStore) -> AssetCheckResult:
     """Every cached frame is (S, S, 3) uint8 and every log-mel (100, 128) with no NaN or inf."""
+    import numpy as np
+    import pandas as pd
+
+    from pipelines.data.segments import read_cached
+
     size = profile.load().features.frame_size
     table = pd.read_parquet(store.folder("segments") / "segments.parquet")
     cache_dir = segments_cache_dir(store)
@@ -41,6 +52,10 @@ def segments_are_finite_and_shaped(profile: S2IProfile, store: ArtifactStore) ->
 @asset_check(asset="splits", blocking=True)
 def split_counts_exact(profile: S2IProfile, store: ArtifactStore) -> AssetCheckResult:
     """Each class has exactly the profile's segment count in each split (s2i_data: the authors' split, whole)."""
+    import pandas as pd
+
+    from pipelines.data.splits import split_problems
+
     settings = profile.load()
     table = pd.read_parquet(store.folder("splits") / "splits.parquet")
     if isinstance(settings.source, S2IDataSource):
@@ -52,6 +67,8 @@ def split_counts_exact(profile: S2IProfile, store: ArtifactStore) -> AssetCheckR
 
 def _authors_split_kept(classes: list[str], table: pd.DataFrame, store: ArtifactStore) -> AssetCheckResult:
     """s2i_data: every segment is in the split the authors gave it; the paper's counts are reported."""
+    import pandas as pd
+
     from pipelines.data.s2i_data import PAPER_SEGMENTS_PER_CLASS, split_counts
 
     segments = pd.read_parquet(store.folder("segments") / "segments.parquet")
@@ -76,6 +93,8 @@ def _authors_split_kept(classes: list[str], table: pd.DataFrame, store: Artifact
 @asset_check(asset="splits", blocking=True)
 def splits_video_disjoint(profile: S2IProfile, store: ArtifactStore) -> AssetCheckResult:
     """No video has segments in two splits, and no segment appears twice."""
+    import pandas as pd
+
     table = pd.read_parquet(store.folder("splits") / "splits.parquet")
     in_several = int((table.groupby("clip_id").split.nunique() > 1).sum())
     duplicates = int(table.duplicated(["clip_id", "segment"]).sum())
@@ -91,7 +110,10 @@ def splits_video_disjoint(profile: S2IProfile, store: ArtifactStore) -> AssetChe
 @asset_check(asset="shards", blocking=True)
 def shards_readable(store: ArtifactStore) -> AssetCheckResult:
     """Every shard reads with `webdataset.WebDataset`, and samples per split match the split table."""
+    import pandas as pd
     import webdataset as wds
+
+    from pipelines.data.splits import SPLITS
 
     folder = store.folder("shards")
     table = pd.read_parquet(store.folder("splits") / "splits.parquet")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
+from pipelines.data.steps import ArtifactFolders
 from pipelines.profile import DEFAULT_DATA_DIR, DEFAULT_PROFILE, Profile, load_profile
 
 
@@ -25,9 +26,11 @@ class ArtifactStore(ConfigurableResource):
     root: str = str(DEFAULT_DATA_DIR)
 
     def folder(self, asset_key: str) -> Path:
-        path = Path(self.root).expanduser() / asset_key
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return self.artifact_folders().folder(asset_key)
+
+    def artifact_folders(self) -> ArtifactFolders:
+        """The same folders for the library's steps, which know no Dagster resource."""
+        return ArtifactFolders(Path(self.root).expanduser())
 
 
 class TorchDevice(ConfigurableResource):

@@ -1,16 +1,18 @@
-"""What every asset shares: upstream fingerprints, reuse of an unchanged output, metadata helpers."""
+"""What every asset shares: upstream fingerprints, reuse of an unchanged output, metadata helpers, and the
+conversion of the library's plain results (`pipelines.data.steps`) into Dagster's."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
+from dagster import AssetCheckResult, AssetExecutionContext, Failure, MaterializeResult, MetadataValue
 
-from pipelines.data.artifact_manifest import Manifest, read_manifest, reusable_manifest
+from pipelines.data.artifact_manifest import Manifest, read_manifest, reusable_manifest, write_manifest
+from pipelines.data.steps import CheckOutcome, StepError, StepOutput
 from pipelines.resources import ArtifactStore
 
 
@@ -49,6 +51,38 @@ def result_from(
     return MaterializeResult(metadata=to_metadata(metadata))
 
 
+def materialized(
+    folder: Path, expected: str, output: StepOutput, *, settings: Any, inputs: dict[str, str], timer: Timer
+) -> MaterializeResult:
+    """Writes the manifest of what a library step wrote (its metadata plus `seconds`) and returns the result."""
+    manifest = write_manifest(
+        folder,
+        expected,
+        settings=settings,
+        inputs=inputs,
+        files=output.files,
+        metadata={**output.metadata, "seconds": timer.seconds},
+        **output.manifest,
+    )
+    return result_from(manifest)
+
+
+@contextmanager
+def user_errors_fail() -> Iterator[None]:
+    """A library `StepError` (the user can fix it) stops the step as a Dagster `Failure`, same message."""
+    try:
+        yield
+    except StepError as error:
+        raise Failure(str(error)) from error
+
+
+def check_result(outcome: CheckOutcome, **options: Any) -> AssetCheckResult:
+    """A library check's verdict as an `AssetCheckResult` (`options`: severity and the like)."""
+    return AssetCheckResult(
+        passed=outcome.passed, metadata=outcome.metadata, description=outcome.description, **options
+    )
+
+
 def to_metadata(values: Mapping[str, Any]) -> dict[str, Any]:
     """Plain JSON-able values -> Dagster metadata; strings starting with '|' or '![' render as markdown."""
     out: dict[str, Any] = {}
@@ -68,20 +102,6 @@ def to_metadata(values: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def markdown_table(frame: pd.DataFrame, max_rows: int = 30) -> str:
-    if frame.empty:
-        return "| (none) |\n|---|\n"
-    shown = frame.head(max_rows)
-    header = "| " + " | ".join(map(str, shown.columns)) + " |"
-    rule = "|" + "---|" * len(shown.columns)
-    rows = [
-        "| " + " | ".join(str(v).replace("|", "/")[:80] for v in row) + " |"
-        for row in shown.itertuples(index=False)
-    ]
-    more = [f"| ... {len(frame) - max_rows} more |"] if len(frame) > max_rows else []
-    return "\n".join([header, rule, *rows, *more])
 
 
 class Timer:

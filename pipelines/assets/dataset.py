@@ -1,20 +1,26 @@
-"""`splits` (balanced, video-disjoint) and `shards` (WebDataset tars per split)."""
+"""`splits` (balanced, video-disjoint) and `shards` (WebDataset tars per split).
 
-import numpy as np
-import pandas as pd
+numpy, pandas and the data libraries are imported inside the assets, so loading the definitions stays fast.
+"""
+
+# No `from __future__ import annotations` here: Dagster compares an asset's `context` annotation with
+# the class itself, so hints of names imported only for type checking are quoted instead.
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from pipelines.assets.common import Timer, markdown_table, result_from, reuse, upstream_fingerprint
+from pipelines.assets.common import Timer, result_from, reuse, upstream_fingerprint
 from pipelines.assets.features import segments_cache_dir
 from pipelines.data.artifact_manifest import fingerprint, write_manifest
 from pipelines.data.files import write_parquet_atomic
-from pipelines.data.previews import frames_and_spectrograms_png, png_markdown
 from pipelines.data.progress import Progress
-from pipelines.data.segments import iter_segments
-from pipelines.data.shards import Sample, batched, load_split, sample_key, shard_name, write_shard
-from pipelines.data.splits import SPLITS, make_splits
+from pipelines.data.steps import markdown_table
 from pipelines.profile import S2IDataSource
 from pipelines.resources import ArtifactStore, S2IProfile
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SPLITS_VERSION = "1"
 SHARDS_VERSION = "1"
@@ -23,6 +29,10 @@ SHARDS_VERSION = "1"
 @asset(group_name="dataset", code_version=SPLITS_VERSION, deps=["segments"], kinds={"parquet"})
 def splits(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore) -> MaterializeResult:
     """Train/val/test segments with exact per-class counts; every video in exactly one split."""
+    import pandas as pd
+
+    from pipelines.data.splits import SPLITS, make_splits
+
     settings = profile.load()
     folder = store.folder("splits")
     authors = isinstance(settings.source, S2IDataSource)
@@ -73,7 +83,7 @@ def splits(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactS
     return result_from(manifest)
 
 
-def _authors_split_metadata(table: pd.DataFrame, classes: list[str]) -> dict:
+def _authors_split_metadata(table: "pd.DataFrame", classes: list[str]) -> dict:
     """Per split and class: the authors' segments beside the paper's counts, and whether they match."""
     from pipelines.data.s2i_data import PAPER_SEGMENTS_PER_CLASS, split_counts, videos_in_several_splits
 
@@ -102,20 +112,26 @@ def _authors_split_metadata(table: pd.DataFrame, classes: list[str]) -> dict:
     return metadata
 
 
-def shard_order(table: pd.DataFrame, seed: int) -> pd.DataFrame:
+def shard_order(table: "pd.DataFrame", seed: int) -> "pd.DataFrame":
     """A split's rows with its videos in seeded order (classes interleaved), each video's seconds together.
 
     Keeping a video's seconds adjacent means one cache read per video; shuffling videos mixes classes
     within every shard for streaming readers.
     """
+    import numpy as np
+    import pandas as pd
+
     clip_ids = np.array(sorted(table.clip_id.unique()))
     order = np.random.default_rng(seed).permutation(len(clip_ids))
     rank = pd.Series(np.arange(len(clip_ids)), index=clip_ids[order])
     return table.assign(_rank=table.clip_id.map(rank)).sort_values(["_rank", "segment"]).drop(columns="_rank")
 
 
-def _shard_preview(path, count: int = 10) -> str:
+def _shard_preview(path: Path, count: int = 10) -> str:
     """The first samples of a training shard, read back from the tar as a training loop sees them."""
+    from pipelines.data.previews import frames_and_spectrograms_png, png_markdown
+    from pipelines.data.shards import load_split
+
     loaded = load_split([path])
     titles = [
         f"{m['class_name']}\n{m['clip_id'].split('-', 1)[-1]} s{m['segment']}" for m in loaded.meta[:count]
@@ -127,6 +143,12 @@ def _shard_preview(path, count: int = 10) -> str:
 @asset(group_name="dataset", code_version=SHARDS_VERSION, deps=["splits", "segments"], kinds={"webdataset"})
 def shards(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore) -> MaterializeResult:
     """WebDataset tars `{train,val,test}-NNNNNN.tar`: `.mel.npy` (unscaled float16), `.frame.npy|png`, `.json`."""
+    import pandas as pd
+
+    from pipelines.data.segments import iter_segments
+    from pipelines.data.shards import Sample, batched, sample_key, shard_name, write_shard
+    from pipelines.data.splits import SPLITS
+
     settings = profile.load()
     folder = store.folder("shards")
     used = settings.model_dump(mode="json", include={"shards", "seed"})

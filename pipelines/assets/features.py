@@ -1,28 +1,39 @@
-"""`segments` (frames + log-mels of every usable second) and `spectrogram_stats` (training split only)."""
+"""`segments` (frames + log-mels of every usable second) and `spectrogram_stats` (training split only).
 
-import pandas as pd
+pandas and the data libraries are imported inside the assets, so loading the definitions stays fast.
+"""
+
+# No `from __future__ import annotations` here: Dagster compares an asset's `context` annotation with
+# the class itself, so hints of names imported only for type checking are quoted instead.
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from pipelines.assets.common import Timer, markdown_table, result_from, reuse, upstream_fingerprint
+from pipelines.assets.common import Timer, result_from, reuse, upstream_fingerprint
 from pipelines.assets.ingest import S2I_RECORDS
 from pipelines.data.artifact_manifest import fingerprint, read_manifest, write_manifest
 from pipelines.data.files import write_json_atomic, write_parquet_atomic
-from pipelines.data.previews import frames_and_spectrograms_png, png_markdown
-from pipelines.data.segments import ClipJob, extract_segments, iter_segments, read_cached
-from pipelines.data.stats import spectrogram_stats as compute_stats
+from pipelines.data.steps import markdown_table
 from pipelines.profile import S2IDataSource
 from pipelines.resources import ArtifactStore, S2IProfile
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SEGMENTS_VERSION = "1"
 STATS_VERSION = "1"
 
 
-def segment_cache_dir(store: ArtifactStore, feature_fingerprint: str):
+def segment_cache_dir(store: ArtifactStore, feature_fingerprint: str) -> Path:
     return store.folder("segments") / "clips" / feature_fingerprint
 
 
-def _preview(segments: pd.DataFrame, cache_dir, per_class: int = 2) -> str:
+def _preview(segments: "pd.DataFrame", cache_dir: Path, per_class: int = 2) -> str:
     """Frames beside their log-mels: the middle second of the first `per_class` clips of each class."""
+    from pipelines.data.previews import frames_and_spectrograms_png, png_markdown
+    from pipelines.data.segments import read_cached
+
     # The middle of the seconds a clip has (an s2i_data video may lack some windows).
     middles = segments.groupby(["class_name", "clip_id"], sort=True).segment.agg(
         lambda seconds: sorted(seconds)[(len(seconds) - 1) // 2]
@@ -40,6 +51,8 @@ def _preview(segments: pd.DataFrame, cache_dir, per_class: int = 2) -> str:
 
 def _s2i_data_segments(source: S2IDataSource, store: ArtifactStore, feature_settings: dict, context):
     """The authors' segments, copied from their batch files into the per-clip cache (no extraction)."""
+    import pandas as pd
+
     from pipelines.data.s2i_data import fill_segment_caches, segment_table
     from pipelines.data.segments import SKIPPED_COLUMNS
 
@@ -57,6 +70,10 @@ def _s2i_data_segments(source: S2IDataSource, store: ArtifactStore, feature_sett
 )
 def segments(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore) -> MaterializeResult:
     """Every usable 1 s segment: central 96x96 frame and 100x128 log-mel, cached per clip on disk."""
+    import pandas as pd
+
+    from pipelines.data.segments import ClipJob, extract_segments
+
     settings = profile.load()
     folder = store.folder("segments")
     feature_settings = settings.model_dump(mode="json", include={"features"})
@@ -122,6 +139,8 @@ def spectrogram_stats(
     context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore
 ) -> MaterializeResult:
     """Log-mel scaling statistics (global min/max, per-band mean/std) from the training split only."""
+    import pandas as pd
+
     folder = store.folder("spectrogram_stats")
     # s2i_data spectrograms are 8-bit: the fixed range 0..255 is the authors' normalisation, not measured.
     fixed_uint8 = isinstance(profile.load().source, S2IDataSource)
@@ -139,6 +158,9 @@ def spectrogram_stats(
         context.log.info("spectrogram_stats: s2i_data source, fixed 8-bit range 0..255 (x / 255 * 2 - 1)")
         stats = uint8_stats(len(train))
     else:
+        from pipelines.data.segments import iter_segments
+        from pipelines.data.stats import spectrogram_stats as compute_stats
+
         stats = compute_stats(mel for _row, _frame, mel in iter_segments(train, segments_cache_dir(store)))
         stats["segments"] = len(train)
     write_json_atomic(folder / "stats.json", stats)
@@ -157,7 +179,7 @@ def spectrogram_stats(
     return result_from(manifest)
 
 
-def segments_cache_dir(store: ArtifactStore):
+def segments_cache_dir(store: ArtifactStore) -> Path:
     """The per-clip cache the current `segments` materialization points at."""
     folder = store.folder("segments")
     manifest = read_manifest(folder)

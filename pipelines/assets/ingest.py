@@ -1,15 +1,15 @@
 """`vegas_clips`: the clip table, from a local VEGAS copy, the synthetic demo, a yt-dlp manifest, or the
-authors' released batches (s2i_data)."""
+authors' released batches (s2i_data). pandas is imported inside the functions that use it."""
 
 import math
 from pathlib import Path
 
-import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from pipelines.assets.common import Timer, markdown_table, result_from
+from pipelines.assets.common import Timer, result_from
 from pipelines.data.artifact_manifest import fingerprint, read_manifest, write_manifest
 from pipelines.data.files import write_parquet_atomic
+from pipelines.data.steps import markdown_table
 from pipelines.data.vegas import CLIP_COLUMNS, ClipRecord, scan_local
 from pipelines.profile import DemoSource, LocalSource, Profile, S2IDataSource, YoutubeSource
 from pipelines.resources import ArtifactStore, S2IProfile
@@ -82,6 +82,8 @@ def _s2i_data_scan(settings: Profile, source: S2IDataSource, log):
 
 def _s2i_data_metadata(scan, folder: Path) -> dict:
     """Counts per split and class beside the paper's, completeness, and the skipped batch files."""
+    import pandas as pd
+
     from pipelines.data.s2i_data import PAPER_SEGMENTS_PER_CLASS
 
     summary = scan.summary()
@@ -117,6 +119,8 @@ def vegas_clips(
     context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore
 ) -> MaterializeResult:
     """The clip table: one row per video (clip_id, class_name, path, source, duration, status, reason)."""
+    import pandas as pd
+
     settings = profile.load()
     folder = store.folder("vegas_clips")
     timer = Timer()
