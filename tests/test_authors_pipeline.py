@@ -84,6 +84,17 @@ def test_the_authors_classifiers_judge_a_trained_gan(trained, tmp_path):
     summary = json.loads((data / "informativity_128" / "summary.json").read_text())
     assert summary["mode"] == "saved checkpoints"  # gan_128 trained before the judges were named
 
+    # A damaged per-checkpoint cache entry is moved aside and recomputed, not fatal.
+    cached = sorted((data / "informativity_128" / "per_checkpoint").glob("*.json"))
+    cached[0].write_text('{"informativity": ')
+    (data / "informativity_128" / "manifest.json").unlink()
+    again = materialize(
+        [*assets, *checks], resources=make_resources(profile_path, data), selection=["informativity_128"]
+    )
+    assert again.success
+    assert cached[0].with_name(cached[0].name + ".bad").is_file()
+    assert json.loads((data / "informativity_128" / "summary.json").read_text()) == summary
+
 
 def test_a_gan_trained_with_judges_records_informativity_every_epoch(trained, tmp_path):
     import shutil
@@ -114,6 +125,11 @@ def test_a_gan_trained_with_judges_records_informativity_every_epoch(trained, tm
     gan_metadata = result.asset_materializations_for_node("gan_128")[0].metadata
     assert gan_metadata["informativity_mode"].value.startswith("every epoch")
     assert 0 < gan_metadata["judge_share_of_epoch"].value < 1
+    from tests.test_training import _events
+
+    events = _events(Path(gan_metadata["tensorboard_path"].value).parent)
+    assert [step for step, _ in events["scalars"]["gan/informativity_dog"]] == [1, 2, 3]
+    assert events["images"]["gan/validation_sounds"] == [1, 2, 3]  # the tiny profile checkpoints every epoch
     summary = json.loads((data / "informativity_128" / "summary.json").read_text())
     assert summary["mode"] == "every epoch, in training"
     assert summary["epochs_evaluated"] == [1, 2, 3]

@@ -41,11 +41,16 @@ def _youtube_clips(settings: Profile, source: YoutubeSource, folder, log) -> lis
         workers=source.download_workers,
         retries=source.retries,
         timeout_s=source.timeout_s,
+        cookies=source.cookies,
+        pause_s=source.pause_s,
+        max_bot_checks=source.max_bot_checks,
         log=log,
     )
+    if results.stopped_early:
+        log(results.stop_message)
     records = []
     for result in results:
-        ok = result.path is not None and result.status != "failed"
+        ok = result.path is not None and result.status in ("downloaded", "cached")
         duration = mp4_duration(result.path) if ok else None
         records.append(
             ClipRecord(
@@ -54,7 +59,8 @@ def _youtube_clips(settings: Profile, source: YoutubeSource, folder, log) -> lis
                 path=str(result.path) if ok else "",
                 source=result.url,
                 duration=float("nan") if duration is None else round(duration, 3),
-                status="ok" if ok else "failed",
+                # "skipped": not tried, the download stopped early (a later run resumes with it)
+                status="ok" if ok else ("skipped" if result.status == "skipped" else "failed"),
                 reason="" if ok else f"{result.reason}: {result.detail}".strip(": "),
             )
         )

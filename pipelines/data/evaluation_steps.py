@@ -374,7 +374,14 @@ def train_informativity_classifiers(
         # (MIN_VIDEOS_TO_SPLIT) to hold a fifth of them out.
         split_by = "video" if rows.clip_id.nunique() >= MIN_VIDEOS_TO_SPLIT else "sound"
         groups = rows.clip_id if split_by == "video" else rows.clip_id + "@" + rows.segment.astype(str)
-        result = train_classifier(images, rows.label.to_numpy(), config, device, groups=groups.to_numpy())
+        result = train_classifier(
+            images,
+            rows.label.to_numpy(),
+            config,
+            device,
+            groups=groups.to_numpy(),
+            log_dir=folder / "runs" / name,
+        )
         save_atomic(result.state(), folder / f"{name}.pt")
         files.append(folder / f"{name}.pt")
         histories += [{"class_name": name, **record} for record in result.history]
@@ -520,7 +527,18 @@ def evaluate_informativity(
         path = cache / f"{epoch:05d}-{fingerprint('cache', stamp, {'key': per_checkpoint_key})}.json"
         used.add(path)
         if path.is_file():
-            return json.loads(path.read_text())
+            try:
+                cached = json.loads(path.read_text())
+                if isinstance(cached.get("informativity"), dict) and isinstance(
+                    cached.get("cross_class"), dict
+                ):
+                    return cached
+                raise ValueError("not a scores record")
+            except (OSError, ValueError, AttributeError) as error:
+                log(
+                    f"{path}: unreadable cached scores ({error}); moved aside as {path.name}.bad and recomputed"
+                )
+                path.replace(path.with_name(path.name + ".bad"))
         shares = score_translations(
             make_generator(),
             embeddings,

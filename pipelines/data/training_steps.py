@@ -239,6 +239,7 @@ def train_autoencoder_step(
             "reconstructions",
         ),
         "checkpoint_path": str(result.final_checkpoint),
+        "tensorboard_path": str(run_dir / "tensorboard"),
     }
     return StepOutput(
         files=[result.final_checkpoint, folder / "history.parquet"],
@@ -422,6 +423,8 @@ def train_gan_step(
 ) -> StepOutput:
     """Trains `gan_{dim}` (Algorithm 1) on the training frames and their sounds' embeddings, resuming its
     training folder and judging every epoch when judges exist; writes the history and a preview grid."""
+    import torch
+
     from s2i_models.train.gan import train_gan
 
     dim = config.dim
@@ -448,6 +451,10 @@ def train_gan_step(
     judge, judged_by = epoch_judge(settings, folders, embeddings_key, device)
     if judge is not None:
         log(f"{gan_key}: informativity of the test sounds at every epoch, judged by {judged_by}")
+    # The image grid TensorBoard shows at every checkpoint: the same validation sounds as generated_val.png.
+    val_keys = pd.read_parquet(folders.folder(embeddings_key) / "val_keys.parquet")
+    picks = one_per_class(val_keys.to_dict("records"), settings.gan.preview_sounds_per_class)
+    preview = torch.from_numpy(np.load(folders.folder(embeddings_key) / "val.npy")[picks])
     result = train_gan(
         config,
         batches,
@@ -456,6 +463,7 @@ def train_gan_step(
         resume=True,
         on_epoch=lambda record: log(f"{gan_key} " + epoch_line(record, config.epochs)),
         judge=judge,
+        preview_embeddings=preview,
     )
     drop_other_work_dirs(folder, run_dir)
     history = pd.DataFrame(result.history)
@@ -491,6 +499,7 @@ def train_gan_step(
         ),
         "generated_validation_sounds": png_markdown(grid, "generated images for validation sounds"),
         "checkpoints_path": str(result.final_checkpoint.parent),
+        "tensorboard_path": str(run_dir / "tensorboard"),
         "informativity_mode": f"every epoch, judged by {judged_by}"
         if judge
         else "saved checkpoints (no judges)",

@@ -33,7 +33,7 @@ class ClipRecord:
     path: str  # absolute path of the video on disk ("" when it could not be fetched)
     source: str  # path relative to the source root, or the URL it was fetched from
     duration: float  # seconds, from the container header; NaN when unknown
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "failed", or "skipped" (not tried: a download stopped early; the next run tries it)
     reason: str  # why it failed ("" when ok)
 
     def row(self) -> dict:
