@@ -63,6 +63,16 @@ def test_chain_materializes_with_checks(chain):
     splits = pd.read_parquet(data_dir / "splits" / "splits.parquet")
     assert splits.groupby("split").size().to_dict() == {"train": 50, "val": 15, "test": 15}
 
+    # used_videos.csv: every video that gave a segment, with its split, so others can compare or fetch it.
+    used = pd.read_csv(data_dir / "splits" / "used_videos.csv")
+    per_video = splits.groupby(["clip_id", "split"]).size()
+    assert len(used) == len(per_video) and used.segments.sum() == len(splits)
+    assert set(used.split) == {"train", "val", "test"} and (used.start_seconds == 0).all()
+    assert (used.end_seconds > 1).all() and used.video_id.str.startswith("video_").all()
+    split_meta = metadata_of(result, "splits")
+    assert split_meta["coverage_clips_obtained"] == 30 and split_meta["coverage_segments_in_splits"] == 80
+    assert split_meta["coverage_paper_segments"] == 61345 and split_meta["coverage"].startswith("|")
+
     assert metadata_of(result, "shards")["preview"].startswith("![first samples of train-000000.tar]")
     meta = metadata_of(result, "segments")
     assert meta["segments"] >= 80 and meta["preview"].startswith("![")

@@ -22,7 +22,7 @@ from pipelines.resources import ArtifactStore, S2IProfile
 if TYPE_CHECKING:
     import pandas as pd
 
-SPLITS_VERSION = "1"
+SPLITS_VERSION = "2"
 SHARDS_VERSION = "1"
 
 
@@ -66,6 +66,7 @@ def splits(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactS
     else:
         table = make_splits(segments, dict(settings.splits.items()), settings.seed)
     write_parquet_atomic(folder / "splits.parquet", table)
+    extra.update(_used_videos(settings, store, folder, segments, table))
     counts = table.pivot_table(index="class_name", columns="split", values="segment", aggfunc="size")
     videos = table.groupby("split").clip_id.nunique()
     metadata = {
@@ -77,10 +78,36 @@ def splits(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactS
         "table_path": str(folder / "splits.parquet"),
         **extra,
     }
-    manifest = write_manifest(
-        folder, expected, settings=used, inputs=inputs, files=[folder / "splits.parquet"], metadata=metadata
-    )
+    files = [folder / "splits.parquet", folder / "used_videos.csv"]
+    manifest = write_manifest(folder, expected, settings=used, inputs=inputs, files=files, metadata=metadata)
     return result_from(manifest)
+
+
+def _used_videos(settings, store: ArtifactStore, folder: Path, segments, table) -> dict:
+    """Writes `used_videos.csv` (what another person needs to compare or fetch the same data) and returns
+    the coverage metadata: clips and segments obtained per class, against what was asked and the paper."""
+    import pandas as pd
+
+    from pipelines.data.coverage import coverage, coverage_summary, used_videos
+    from pipelines.data.files import atomic_output
+    from pipelines.profile import YoutubeSource
+
+    clips = pd.read_parquet(store.folder("vegas_clips") / "clips.parquet")
+    manifest_rows = None
+    if isinstance(settings.source, YoutubeSource):
+        from pipelines.data.manifest import read_manifest as read_clip_manifest
+
+        manifest_rows = read_clip_manifest(settings.source.manifest, settings.class_names)
+    videos = used_videos(table, clips, manifest_rows)
+    with atomic_output(folder / "used_videos.csv") as temp:
+        videos.to_csv(temp, index=False)
+    per_class = coverage(clips, segments, table, settings.class_names)
+    return {
+        "coverage": markdown_table(per_class),
+        **{f"coverage_{key}": value for key, value in coverage_summary(per_class).items()},
+        "used_videos": len(videos),
+        "used_videos_path": str(folder / "used_videos.csv"),
+    }
 
 
 def _authors_split_metadata(table: "pd.DataFrame", classes: list[str]) -> dict:
