@@ -265,7 +265,9 @@ def test_the_paper_route_from_the_authors_data_and_networks(tmp_path):
 
     summary = json.loads((data / "informativity_128" / "summary.json").read_text())
     assert summary["mode"] == "every epoch, in training" and summary["epochs_evaluated"] == [1, 2]
-    assert (data / "s2i_report" / "index.html").is_file()
+    page = (data / "s2i_report" / "index.html").read_text()
+    used = pd.read_csv(data / "splits" / "used_videos.csv")
+    assert f"data: {used.segments.sum()} one-second segments" in page and "of the paper's 61,345" in page
 
 
 def test_s2i_report_cli_on_partial_and_damaged_summaries(tmp_path, capsys):

@@ -678,6 +678,22 @@ def check_every_checkpoint_evaluated(folders: ArtifactFolders, dim: int) -> Chec
 # ---- the report ------------------------------------------------------------------------------------------------------
 
 
+def data_coverage(folders: ArtifactFolders) -> dict:
+    """The data set's size against the paper's (from the `splits` metadata), for the report; {} if unknown."""
+    from pipelines.data.artifact_manifest import read_manifest
+
+    manifest = read_manifest(folders.folder("splits"))
+    metadata = manifest.data.get("metadata", {}) if manifest is not None else {}
+    keys = (
+        "clips_asked",
+        "clips_obtained",
+        "segments_in_splits",
+        "paper_segments",
+        "share_of_paper_segments",
+    )
+    return {key: metadata[f"coverage_{key}"] for key in keys if f"coverage_{key}" in metadata}
+
+
 def build_report(
     folders: ArtifactFolders,
     settings: Profile,
@@ -743,6 +759,7 @@ def build_report(
         "dims": dims_summary,
         "best_dim": best_dim,
         "notes": notes,
+        "data": data_coverage(folders),
     }
 
     figures = {

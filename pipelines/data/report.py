@@ -566,6 +566,18 @@ def write_report(
     window = safe.get("window")
     if window and len(window) == 2:
         meta.append(f"average over epochs {html.escape(str(window[0]))}–{html.escape(str(window[1]))}")
+    data = safe.get("data") or {}
+    if data.get("segments_in_splits") is not None and data.get("paper_segments"):
+        meta.append(
+            f"data: {int(data['segments_in_splits']):,} one-second segments, "
+            f"{100 * data['segments_in_splits'] / data['paper_segments']:.1f} % of the paper's "
+            f"{int(data['paper_segments']):,}"
+            + (
+                f" ({int(data['clips_obtained']):,} of {int(data['clips_asked']):,} clips obtained)"
+                if data.get("clips_asked")
+                else ""
+            )
+        )
     if safe.get("best_dim") is not None:
         meta.append(f"best dimension <b>{html.escape(str(safe['best_dim']))}</b>")
     parts = [
