@@ -17,15 +17,22 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	@touch $@
 
-# The `gpu` pool (pipelines/gpu.py) gets one slot per GPU. Without a GPU, training steps run on the CPU, one
-# per core with one torch thread each: at the demo's small widths that trains 1.5x more per second than
-# one step on all cores.
-GPUS := $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+# The `gpu` pool (pipelines/gpu.py) gets one slot per GPU (those CUDA_VISIBLE_DEVICES leaves visible, if set),
+# times S2I_STEPS_PER_GPU (default 1), and each GPU step leases a GPU of its own (pipelines/devices.py): on a
+# machine with 4 GPUs, four GANs train at once, one per card. S2I_REQUIRE_GPU=1 there makes a GPU step that
+# finds no usable GPU (driver too old for torch's CUDA, CPU-only torch) fail at once instead of training on
+# the CPU. Without a GPU, training steps run on the CPU, one per core with one torch thread each: at the demo's
+# small widths that trains 1.5x more per second than one step on all cores.
+GPUS := $(shell n=$$(nvidia-smi -L 2>/dev/null | grep -c '^GPU'); \
+	if [ "$$n" -gt 0 ] && [ -n "$${CUDA_VISIBLE_DEVICES+set}" ]; then \
+	v=$$(printf '%s' "$$CUDA_VISIBLE_DEVICES" | tr ',' '\n' | grep -c .); [ "$$v" -lt "$$n" ] && n=$$v; fi; echo $$n)
 ifeq ($(GPUS),0)
 GPU_SLOTS := $(shell nproc)
 export S2I_CPU_THREADS ?= 1
 else
-GPU_SLOTS := $(GPUS)
+export S2I_STEPS_PER_GPU ?= 1
+export S2I_REQUIRE_GPU ?= 1
+GPU_SLOTS := $(shell expr $(GPUS) \* $(S2I_STEPS_PER_GPU))
 endif
 
 $(DAGSTER_HOME)/dagster.yaml:

@@ -16,6 +16,7 @@ from pipelines.data.artifact_manifest import fingerprint, write_manifest
 from pipelines.data.files import write_parquet_atomic
 from pipelines.data.progress import Progress
 from pipelines.data.steps import markdown_table
+from pipelines.gpu import CPU_OP_TAGS
 from pipelines.profile import S2IDataSource
 from pipelines.resources import ArtifactStore, S2IProfile
 
@@ -167,7 +168,13 @@ def _shard_preview(path: Path, count: int = 10) -> str:
     return png_markdown(png, f"first samples of {path.name}")
 
 
-@asset(group_name="dataset", code_version=SHARDS_VERSION, deps=["splits", "segments"], kinds={"webdataset"})
+@asset(
+    group_name="dataset",
+    code_version=SHARDS_VERSION,
+    deps=["splits", "segments"],
+    kinds={"webdataset"},
+    op_tags=CPU_OP_TAGS,  # a pod sized for reading every segment and writing the tars (Kubernetes)
+)
 def shards(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore) -> MaterializeResult:
     """WebDataset tars `{train,val,test}-NNNNNN.tar`: `.mel.npy` (unscaled float16), `.frame.npy|png`, `.json`."""
     import pandas as pd

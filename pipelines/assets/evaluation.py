@@ -123,7 +123,7 @@ def informativity_candidates(
         return cached
 
     timer = Timer()
-    device = torch_device.resolve()
+    device = torch_device.resolve(context)
     output = generate_candidates(folders, settings, sources, device, log=context.log.info)
     return materialized(folder, expected, output, settings=config, inputs=inputs, timer=timer)
 
@@ -208,7 +208,7 @@ def informativity_classifiers(
         return cached
 
     timer = Timer()
-    device = torch_device.resolve()
+    device = torch_device.resolve(context)
     output = train_informativity_classifiers(
         store.artifact_folders(), settings, config, device, log=context.log.info
     )
@@ -305,7 +305,7 @@ def build_informativity_asset(dim: int):
             return cached
 
         timer = Timer()
-        device = torch_device.resolve()
+        device = torch_device.resolve(context)
         output = evaluate_informativity(
             folders, settings, dim, checkpoints, per_checkpoint_key, device, log=context.log.info
         )
@@ -366,7 +366,9 @@ def s2i_report(
         return cached
 
     timer = Timer()
-    device = torch_device.resolve()
+    # A few translations for Figures 9/10: the CPU does them in seconds, and the report never waits for a
+    # GPU that a GAN holds for hours.
+    device = "cpu"
     with user_errors_fail():
         output = build_report(
             store.artifact_folders(), settings, evaluated, DIMS, device, log=context.log.info

@@ -15,6 +15,7 @@ from pipelines.assets.ingest import S2I_RECORDS
 from pipelines.data.artifact_manifest import fingerprint, read_manifest, write_manifest
 from pipelines.data.files import write_json_atomic, write_parquet_atomic
 from pipelines.data.steps import markdown_table
+from pipelines.gpu import CPU_OP_TAGS
 from pipelines.profile import S2IDataSource
 from pipelines.resources import ArtifactStore, S2IProfile
 
@@ -66,7 +67,11 @@ def _s2i_data_segments(source: S2IDataSource, store: ArtifactStore, feature_sett
 
 
 @asset(
-    group_name="features", code_version=SEGMENTS_VERSION, deps=["vegas_clips"], kinds={"ffmpeg", "torchaudio"}
+    group_name="features",
+    code_version=SEGMENTS_VERSION,
+    deps=["vegas_clips"],
+    kinds={"ffmpeg", "torchaudio"},
+    op_tags=CPU_OP_TAGS,  # a pod sized for the extraction pool (Kubernetes)
 )
 def segments(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore) -> MaterializeResult:
     """Every usable 1 s segment: central 96x96 frame and 100x128 log-mel, cached per clip on disk."""

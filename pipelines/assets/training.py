@@ -65,7 +65,7 @@ def build_model_assets(dim: int):
             return cached
 
         timer = Timer()
-        device = torch_device.resolve()
+        device = torch_device.resolve(context)
         output = train_autoencoder_step(
             store.artifact_folders(), config, inputs, device, log=context.log.info
         )
@@ -94,7 +94,7 @@ def build_model_assets(dim: int):
         if (cached := reuse(context, folder, expected)) is not None:
             return cached
         timer = Timer()
-        device = torch_device.resolve()
+        device = torch_device.resolve(context)
         output = write_audio_embeddings(store.artifact_folders(), dim, device)
         return materialized(folder, expected, output, settings={"dim": dim}, inputs=inputs, timer=timer)
 
@@ -127,7 +127,7 @@ def build_model_assets(dim: int):
             return cached
 
         timer = Timer()
-        device = torch_device.resolve()
+        device = torch_device.resolve(context)
         output = train_gan_step(
             store.artifact_folders(), settings, config, inputs, device, log=context.log.info
         )
