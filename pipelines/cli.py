@@ -2,9 +2,16 @@
 
 s2i profile show [--profile NAME_OR_PATH]
     the validated settings in force (S2I_PROFILE by default)
-s2i translate SOUND [--dim 512] [-n 8] [-o OUT.png] [--data-dir DIR] [--authors-models DIR]
-    imagine pictures for a sound with a trained generator, or with the paper's own networks (the authors'
-    released autoencoder and generator, dim 512)
+s2i translate SOUND [--dim 512] [-n 8] [-o OUT.png] [--data-dir DIR | --from RELEASE | --authors-models DIR]
+    imagine pictures for a sound with a trained generator: from the data folder, from a release folder
+    (`s2i export`; every checksum verified first), or with the paper's own networks (the authors' released
+    autoencoder and generator, dim 512)
+s2i export --dim 512 -o DIR [--data-dir DIR] [--profile NAME_OR_PATH] [--force]
+s2i export --authors-models DIR [--dim 512] -o DIR [--force]
+    write a release folder of one trained dim for others: autoencoder, generator and discriminator with the
+    optimizer states, the scaling statistics, the classifiers, labels and used_videos.csv when they exist,
+    the profile in force, and release.json with every file's sha256 and size; or the same from the
+    authors' released networks
 s2i label [--data-dir DIR] [--host 127.0.0.1] [--port 8765] [--labeller NAME] [--profile NAME_OR_PATH]
     a local web page where a person labels the informativity candidates as informative or not of
     their sound's class (paper §5.3); answers go to <data dir>/informativity_answers/answers.json
@@ -78,18 +85,22 @@ def _translate(args: argparse.Namespace) -> int:
     from s2i_models.loaders import spectrogram_batch
     from s2i_models.translate import load_autoencoder, load_generator, translate
 
-    if args.authors_models:
-        encoder, generator, described = _authors_networks(Path(args.authors_models), args.dim)
+    if args.release:
+        encoder, generator, stats, described, dim = _release_networks(Path(args.release), args.dim)
+    elif args.authors_models:
+        dim = args.dim or 512
+        encoder, generator, described = _authors_networks(Path(args.authors_models), dim)
     else:
+        dim = args.dim or 512
         data_dir = _data_dir(args.data_dir)
-        stats_dir, _ = _trained(data_dir, "spectrogram_stats", args.dim)
-        ae_dir, ae = _trained(data_dir, f"autoencoder_{args.dim}", args.dim)
-        gan_dir, gan = _trained(data_dir, f"gan_{args.dim}", args.dim)
+        stats_dir, _ = _trained(data_dir, "spectrogram_stats", dim)
+        ae_dir, ae = _trained(data_dir, f"autoencoder_{dim}", dim)
+        gan_dir, gan = _trained(data_dir, f"gan_{dim}", dim)
         stats = json.loads((stats_dir / "stats.json").read_text())
         checkpoint = gan_dir / gan["checkpoints"][-1]
-        encoder = load_autoencoder(ae_dir / ae["checkpoint"], args.dim)
-        generator = load_generator(checkpoint, args.dim)
-        described = f"generator {checkpoint.name} of gan_{args.dim}"
+        encoder = load_autoencoder(ae_dir / ae["checkpoint"], dim)
+        generator = load_generator(checkpoint, dim)
+        described = f"generator {checkpoint.name} of gan_{dim}"
     try:
         sound = extract_sound(args.sound)
     except ClipError as error:
@@ -106,10 +117,60 @@ def _translate(args: argparse.Namespace) -> int:
     rows = [list(images[second]) for second in range(seconds)]
     titles = [f"{second}-{second + 1} s" for second in range(seconds)]
     png = image_grid_png(rows, titles, [f"image {i + 1}" for i in range(args.n)])
-    output = Path(args.output or f"{Path(args.sound).stem}_s2i_{args.dim}.png")
+    output = Path(args.output or f"{Path(args.sound).stem}_s2i_{dim}.png")
     output.write_bytes(png)
     skipped = f" (first {seconds} of {len(sound)} s)" if seconds < len(sound) else ""
     print(f"{output}: {seconds} s{skipped} x {args.n} images, {described}")
+    return 0
+
+
+def _release_networks(folder: Path, dim: int | None):
+    """A release folder's encoder, generator and scaling, after verifying every file's checksum."""
+    import json
+
+    from pipelines.data.release import AUTOENCODER, GAN, STATS, ReleaseError, read_release
+    from s2i_models.translate import load_autoencoder, load_generator
+
+    try:
+        release = read_release(folder)
+        if dim is not None and dim != release.dim:
+            raise CliError(f"the release {folder} holds dim {release.dim} networks, not {dim}: drop --dim")
+        encoder = load_autoencoder(release.path(AUTOENCODER), release.dim)
+        generator = load_generator(release.path(GAN), release.dim)
+        stats = json.loads(release.path(STATS).read_text())
+    except ReleaseError as error:
+        raise CliError(str(error)) from None
+    epoch = release.epochs.get("gan", "?")
+    return encoder, generator, stats, f"generator of epoch {epoch} from the release {folder}", release.dim
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pipelines.data.release import ReleaseError, export_authors_release, export_data_release
+    from pipelines.profile import ProfileError, load_profile
+
+    try:
+        if args.authors_models:
+            release = export_authors_release(
+                Path(args.authors_models), args.dim, Path(args.output), force=args.force
+            )
+        else:
+            profile = load_profile(args.profile)
+            release = export_data_release(
+                _data_dir(args.data_dir), args.dim, Path(args.output), profile, force=args.force
+            )
+    except (ReleaseError, ProfileError) as error:
+        raise CliError(str(error)) from None
+    total = sum(entry["bytes"] for entry in release.files.values())
+    epochs = release.epochs
+    print(
+        f"{release.folder}: release of dim {release.dim} (GAN epoch {epochs.get('gan')}, autoencoder epoch "
+        f"{epochs.get('autoencoder')}), {len(release.files)} files, {total / 1e6:.1f} MB, each in release.json "
+        "with its sha256 and size"
+    )
+    for name, entry in release.files.items():
+        print(f"  {name}: {entry['what']}")
+    for note in release.data.get("notes", []):
+        print(f"  note: {note}")
     return 0
 
 
@@ -270,18 +331,46 @@ def main(argv: list[str] | None = None) -> int:
 
     translate = commands.add_parser("translate", help="imagine pictures for a sound with a trained generator")
     translate.add_argument("sound", help="an audio or video file ffmpeg can read")
-    translate.add_argument("--dim", type=int, default=512, choices=(128, 256, 512, 1024, 2048))
+    translate.add_argument(
+        "--dim",
+        type=int,
+        choices=(128, 256, 512, 1024, 2048),
+        help="embedding size (default 512; a release's own)",
+    )
     translate.add_argument("-n", type=int, default=8, help="images per second of sound (MC dropout samples)")
     translate.add_argument("-o", "--output", help="grid PNG to write (default: <sound>_s2i_<dim>.png)")
     translate.add_argument("--seed", type=int, default=0)
     translate.add_argument("--max-seconds", type=int, default=10, help="translate at most this many seconds")
-    translate.add_argument("--data-dir", help="artifacts folder (default: S2I_DATA_DIR, else data/)")
-    translate.add_argument(
+    networks = translate.add_mutually_exclusive_group()
+    networks.add_argument("--data-dir", help="artifacts folder (default: S2I_DATA_DIR, else data/)")
+    networks.add_argument(
+        "--from",
+        dest="release",
+        metavar="RELEASE",
+        help="a release folder (s2i export); every file's checksum is verified first",
+    )
+    networks.add_argument(
         "--authors-models",
         metavar="DIR",
         help="use the paper's own networks: the trained_models/ folder of a clone of leofanzeres/s2i",
     )
     translate.set_defaults(run=_translate)
+
+    export = commands.add_parser("export", help="write a release folder of one trained dim, for others")
+    export.add_argument("--dim", type=int, default=512, choices=(128, 256, 512, 1024, 2048))
+    export.add_argument("-o", "--output", required=True, help="the release folder to write (must not exist)")
+    export.add_argument("--force", action="store_true", help="replace a release already at -o")
+    sources = export.add_mutually_exclusive_group()
+    sources.add_argument("--data-dir", help="artifacts folder (default: S2I_DATA_DIR, else data/)")
+    sources.add_argument(
+        "--authors-models",
+        metavar="DIR",
+        help="release the paper's own networks: the trained_models/ folder of a clone of leofanzeres/s2i",
+    )
+    export.add_argument(
+        "--profile", help="the profile the networks were trained with (default: S2I_PROFILE, else demo)"
+    )
+    export.set_defaults(run=_export)
 
     label = commands.add_parser("label", help="label candidate images as informative or not, in a browser")
     label.add_argument("--data-dir", help="artifacts folder (default: S2I_DATA_DIR, else data/)")

@@ -147,6 +147,10 @@ class GanSettings(_Strict):
     precision: Precision = "fp32"
     compile: bool = False  # torch.compile G and D (a GPU's launch overhead); same math, resumable either way
     preview_sounds_per_class: int = Field(2, ge=1, le=16)  # fixed validation sounds in the image grid
+    # Fine-tuning: a release folder (`s2i export`) whose generator, discriminator and optimizer states the
+    # training starts from instead of a fresh init; its checksums are verified first and its dim and widths
+    # must match. One path for every dim, or {dim: path} (the other dims then train from scratch).
+    init_from: Path | dict[Literal[128, 256, 512, 1024, 2048], Path] | None = None
 
 
 class ClassifierSettings(_Strict):
@@ -323,6 +327,14 @@ def _make_paths_absolute(data: dict[str, Any], folder: Path) -> None:
     evaluation = data.get("evaluation")
     if isinstance(evaluation, dict) and isinstance(evaluation.get("judges"), str):
         evaluation["judges"] = _absolute(evaluation["judges"], folder)
+    gan = data.get("gan")
+    if isinstance(gan, dict) and isinstance(gan.get("init_from"), str):
+        gan["init_from"] = _absolute(gan["init_from"], folder)
+    elif isinstance(gan, dict) and isinstance(gan.get("init_from"), dict):
+        gan["init_from"] = {
+            dim: _absolute(path, folder) if isinstance(path, str) else path
+            for dim, path in gan["init_from"].items()
+        }
     source = data.get("source")
     if isinstance(source, dict):
         for key in ("root", "manifest", "cookies"):

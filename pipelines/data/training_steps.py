@@ -149,7 +149,16 @@ def gan_config(settings: Profile, dim: int) -> GanConfig:
 
 
 def judges_fingerprint(settings: Profile) -> dict:
-    """What the per-epoch judges are, for the GAN's fingerprint (the files' names, sizes and times)."""
+    """What a GAN's result depends on beyond its `GanConfig`, for its fingerprint: the per-epoch judges (the
+    files' names, sizes and times) and the releases `gan.init_from` starts training from (their checksums).
+    Without either it is {}, so fingerprints made before these settings existed stay valid."""
+    from pipelines.data.release import init_fingerprints
+
+    starts = init_fingerprints(settings)
+    return _judges_fingerprint(settings) | ({"init_from": starts} if starts else {})
+
+
+def _judges_fingerprint(settings: Profile) -> dict:
     evaluation = settings.evaluation
     if evaluation.classifiers == "authors":
         from s2i_models.authors import authors_file
@@ -447,7 +456,10 @@ def train_gan_step(
         seed=config.seed,
         log=log,
     )
-    run_dir = work_dir(folder, asdict(config) | inputs)
+    init, release = _fine_tuning(folders, settings, config, log)
+    # The release (by content) is part of the training folder's key: another release trains in another folder.
+    started_from = {"init_from": init["release"]} if init else {}
+    run_dir = work_dir(folder, asdict(config) | inputs | started_from)
     judge, judged_by = epoch_judge(settings, folders, embeddings_key, device)
     if judge is not None:
         log(f"{gan_key}: informativity of the test sounds at every epoch, judged by {judged_by}")
@@ -464,6 +476,7 @@ def train_gan_step(
         on_epoch=lambda record: log(f"{gan_key} " + epoch_line(record, config.epochs)),
         judge=judge,
         preview_embeddings=preview,
+        init=init,
     )
     drop_other_work_dirs(folder, run_dir)
     history = pd.DataFrame(result.history)
@@ -504,6 +517,8 @@ def train_gan_step(
         if judge
         else "saved checkpoints (no judges)",
     }
+    if init is not None:
+        metadata.update(init_from_path=str(release), init_from_epoch=init["epoch"])
     if "informativity" in history and history.informativity.notna().any():
         metadata.update(_judged_metadata(history, settings.classes, dim))
     return StepOutput(
@@ -511,6 +526,34 @@ def train_gan_step(
         metadata=metadata,
         manifest={"checkpoints": [str(p.relative_to(folder)) for p in result.checkpoints]},
     )
+
+
+def _fine_tuning(
+    folders: ArtifactFolders, settings: Profile, config: GanConfig, log: Log
+) -> tuple[dict | None, Path | None]:
+    """(the state to start from, the release) when `gan.init_from` names a release for this dim, after
+    verifying its checksums and that its networks fit the profile; (None, None) otherwise. The state's
+    "release" is the release's fingerprint."""
+    from pipelines.data.release import gan_init, init_release, release_fingerprint, same_autoencoder
+
+    release = init_release(settings, config.dim)
+    if release is None:
+        return None, None
+    init = gan_init(release, config) | {"release": release_fingerprint(release)}
+    log(
+        f"gan_{config.dim}: fine-tuning from the release {release} (epoch {init['epoch']}; checksums verified; "
+        f"optimizer states {'loaded' if 'optimizer_g' in init else 'not in the release: fresh'})"
+    )
+    manifest = read_manifest(folders.folder(f"autoencoder_{config.dim}"))
+    if manifest is not None and not same_autoencoder(
+        release, folders.folder(f"autoencoder_{config.dim}") / manifest.data["checkpoint"]
+    ):
+        log(
+            f"gan_{config.dim}: note: the release's autoencoder is not this data folder's autoencoder_{config.dim}, "
+            "so its generator learnt from other embeddings; fine-tuning adapts it to these (for the authors' "
+            "networks, autoencoder.pretrained: authors gives the same encoder)"
+        )
+    return init, release
 
 
 def _judged_metadata(history: pd.DataFrame, classes: dict[str, str], dim: int) -> dict:

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -144,6 +145,25 @@ def list_checkpoints(out_dir: Path, up_to: int | None = None) -> list[Path]:
     return [path for _epoch, path in sorted(found)]
 
 
+def _start_from(
+    init: Mapping[str, Any],
+    config: GanConfig,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    optimizer_g: torch.optim.Optimizer,
+    optimizer_d: torch.optim.Optimizer,
+) -> None:
+    """Fine-tuning: G and D take the given weights, and the optimizers their momentum buffers when given;
+    the profile's lr and momentum still apply (a loaded optimizer state would bring back the old ones)."""
+    generator.load_state_dict(init["generator"])
+    discriminator.load_state_dict(init["discriminator"])
+    for optimizer, key in ((optimizer_g, "optimizer_g"), (optimizer_d, "optimizer_d")):
+        if init.get(key) is not None:
+            optimizer.load_state_dict(init[key])
+            for group in optimizer.param_groups:
+                group["lr"], group["momentum"] = config.lr, config.momentum
+
+
 def _preview(generator: nn.Module, embeddings: torch.Tensor, device: str) -> torch.Tensor:
     """G's images for fixed sounds (eval mode, MC dropout on, seeded); the random state is put back."""
     saved = rng_state(device)
@@ -167,6 +187,7 @@ def train_gan(
     progress: bool = False,
     judge: Callable[[nn.Module, int], dict[str, float]] | None = None,
     preview_embeddings: torch.Tensor | None = None,
+    init: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train (or continue training) G and D on `train`'s frames and precomputed embeddings (Algorithm 1).
 
@@ -181,6 +202,10 @@ def train_gan(
 
     TensorBoard events go to `out_dir/tensorboard` as training goes (`EventLog`): every history field per
     epoch, and at each checkpoint the images G makes for `preview_embeddings` (fixed validation sounds).
+
+    Fine-tuning: with `init` ({"generator", "discriminator"} state dicts, and optionally "optimizer_g" and
+    "optimizer_d" states), a run that starts fresh starts from those weights instead of the seeded init;
+    `epochs` then counts the epochs of fine-tuning. A run that resumes continues from its own resume.pt.
     """
     out_dir = Path(out_dir)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -226,6 +251,8 @@ def train_gan(
             history = list(state["history"])
             start = resumed_from = state["epoch"]
             step = state["step"]
+        elif init is not None:
+            _start_from(init, config, generator, discriminator, optimizer_g, optimizer_d)
         last_good = f"The last good checkpoint is {resume_path} (epoch {start})." if start else ""
         events = EventLog(out_dir, start, "gan")
 
