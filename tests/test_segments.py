@@ -1,6 +1,8 @@
 """Per-clip extraction cache: resume after an interruption, never trust partial files."""
 
 import os
+import socket
+import subprocess
 
 import numpy as np
 import pytest
@@ -23,7 +25,10 @@ def test_interrupted_run_resumes(jobs, tmp_path):
     cache = tmp_path / "cache"
     _, _, first = extract_segments(jobs[:2], cache, workers=1)  # a run killed after two clips
     assert first["clips_from_cache"] == 0
-    (cache / ".tmp-half-written.npz.abc").write_bytes(b"partial")  # what a kill mid-write leaves
+    # What a kill mid-write leaves: a temp named after its writer, a process that is gone.
+    gone = subprocess.Popen(["true"])  # noqa: S607
+    gone.wait()
+    (cache / f".tmp-half-written.npz.{gone.pid}@{socket.gethostname()}.abc").write_bytes(b"partial")
     segments, skipped, counts = extract_segments(jobs, cache, workers=2)
     assert counts["clips_from_cache"] == 2 and counts["clips"] == 6 and skipped.empty
     assert not list(cache.glob(".tmp-*"))

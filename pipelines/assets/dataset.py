@@ -179,6 +179,8 @@ def shards(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactS
     """WebDataset tars `{train,val,test}-NNNNNN.tar`: `.mel.npy` (unscaled float16), `.frame.npy|png`, `.json`."""
     import pandas as pd
 
+    from pipelines.assets.features import segment_rebuilder
+    from pipelines.data.filesets import link_current, manifest_fields, new_set, prune_sets
     from pipelines.data.segments import iter_segments
     from pipelines.data.shards import Sample, batched, sample_key, shard_name, write_shard
     from pipelines.data.splits import SPLITS
@@ -195,8 +197,9 @@ def shards(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactS
     sources = pd.read_parquet(store.folder("segments") / "segments.parquet", columns=["clip_id", "source"])
     table = table.merge(sources.drop_duplicates("clip_id"), on="clip_id", how="left")
     cache_dir = segments_cache_dir(store)
-    for stale in folder.glob("*.tar"):  # shards of other settings would be mistaken for this split's
-        stale.unlink()
+    rebuild = segment_rebuilder(settings, store, cache_dir, log=context.log.info)
+    # The new set is written beside the current one (which readers may hold) and switched in by the manifest.
+    set_dir = new_set(folder, expected)
 
     progress = Progress(len(table), "writing shards", log=context.log.info, unit="samples")
     written, per_split = [], {}
@@ -216,11 +219,11 @@ def shards(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactS
                     "mel_scaled": False,
                 },
             )
-            for row, frame, mel in iter_segments(rows, cache_dir)
+            for row, frame, mel in iter_segments(rows, cache_dir, rebuild, log=context.log.warning)
         )
         count = 0
         for index, batch in enumerate(batched(samples, settings.shards.samples_per_shard)):
-            path = folder / shard_name(split, index)
+            path = set_dir / shard_name(split, index)
             write_shard(path, batch, settings.shards.frame_format)
             written.append(path)
             count += len(batch)
@@ -237,10 +240,20 @@ def shards(context: AssetExecutionContext, profile: S2IProfile, store: ArtifactS
         "frame_format": settings.shards.frame_format,
         "seconds": timer.seconds,
         "shards_path": str(folder),
+        "shard_set_path": str(set_dir),
     }
     if first_train is not None:
         metadata["preview"] = _shard_preview(first_train)
-    manifest = write_manifest(
-        folder, expected, settings=used, inputs=inputs, files=written, metadata=metadata, splits=per_split
+    manifest = write_manifest(  # the switch to the new set: one atomic rename of manifest.json
+        folder,
+        expected,
+        settings=used,
+        inputs=inputs,
+        files=written,
+        metadata=metadata,
+        splits=per_split,
+        **manifest_fields(folder, set_dir),
     )
+    link_current(folder, set_dir, written, "*.tar")  # `shards/{split}-NNNNNN.tar` for readers that glob them
+    prune_sets(folder, log=context.log.info)
     return result_from(manifest)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from pipelines.assets.common import Timer, result_from, reuse, upstream_fingerprint
+from pipelines.assets.common import Timer, hold_writer_lock, result_from, reuse, upstream_fingerprint
 from pipelines.assets.ingest import S2I_RECORDS
 from pipelines.data.artifact_manifest import fingerprint, read_manifest, write_manifest
 from pipelines.data.files import write_json_atomic, write_parquet_atomic
@@ -84,7 +84,13 @@ def segments(context: AssetExecutionContext, profile: S2IProfile, store: Artifac
     feature_settings = settings.model_dump(mode="json", include={"features"})
     inputs = {"vegas_clips": upstream_fingerprint(store, "vegas_clips")}
     expected = fingerprint(SEGMENTS_VERSION, feature_settings, inputs)
-    if (cached := reuse(context, folder, expected)) is not None:
+    missing = _missing_cache_entries(folder, expected)
+    if missing:  # set aside as damaged by a reader, or deleted: extract them again (the rest is cached)
+        context.log.warning(
+            f"segments: {len(missing)} per-clip cache entries are missing (e.g. {missing[0]}); rebuilding them"
+        )
+        hold_writer_lock(context, folder)
+    elif (cached := reuse(context, folder, expected)) is not None:
         return cached
 
     timer = Timer()
@@ -166,7 +172,11 @@ def spectrogram_stats(
         from pipelines.data.segments import iter_segments
         from pipelines.data.stats import spectrogram_stats as compute_stats
 
-        stats = compute_stats(mel for _row, _frame, mel in iter_segments(train, segments_cache_dir(store)))
+        cache_dir = segments_cache_dir(store)
+        rebuild = segment_rebuilder(profile.load(), store, cache_dir, log=context.log.info)
+        stats = compute_stats(
+            mel for _row, _frame, mel in iter_segments(train, cache_dir, rebuild, log=context.log.warning)
+        )
         stats["segments"] = len(train)
     write_json_atomic(folder / "stats.json", stats)
     metadata = {
@@ -182,6 +192,64 @@ def spectrogram_stats(
         folder, expected, settings=used, inputs=inputs, files=[folder / "stats.json"], metadata=metadata
     )
     return result_from(manifest)
+
+
+def segment_rebuilder(settings, store: ArtifactStore, cache_dir: Path, log=None):
+    """clip_id -> writes that clip's cache entry again (after a reader found it damaged or missing), the
+    way `segments` made it: extraction of the clip, or the s2i_data batches it came from."""
+    import pandas as pd
+
+    def say(message: str) -> None:
+        if log is not None:
+            log(message)
+
+    if isinstance(settings.source, S2IDataSource):
+        from pipelines.data.s2i_data import fill_segment_caches
+
+        records = pd.read_parquet(store.folder("vegas_clips") / S2I_RECORDS)
+
+        def rebuild_from_batches(clip_id: str) -> None:
+            rows = records[records.clip_id == clip_id]
+            if rows.empty:
+                raise FileNotFoundError(f"clip {clip_id} is not in the s2i_data record index")
+            fill_segment_caches(settings.source.root, rows, cache_dir)
+            say(f"rebuilt the segment cache entry of {clip_id} from the s2i_data batches")
+
+        return rebuild_from_batches
+
+    from pipelines.data.segments import ClipJob, process_clip
+
+    clips = pd.read_parquet(store.folder("vegas_clips") / "clips.parquet").set_index("clip_id")
+
+    def rebuild_by_extraction(clip_id: str) -> None:
+        row = clips.loc[clip_id]
+        job = ClipJob(clip_id, row.class_name, row.path, row.source)
+        outcome = process_clip(job, cache_dir, settings.features.frame_size, settings.features.sample_rate)
+        if outcome.segments == 0:
+            raise RuntimeError(
+                f"clip {clip_id} gave no segments when its cache entry was rebuilt ({outcome.reason}: "
+                f"{outcome.detail}); its source changed since `segments` ran: materialize `segments` again"
+            )
+        say(f"rebuilt the segment cache entry of {clip_id} by extracting {row.path}")
+
+    return rebuild_by_extraction
+
+
+def _missing_cache_entries(folder: Path, expected: str) -> list[Path]:
+    """The per-clip cache entries that the `segments` table (when it is the one `expected`) needs and that
+    are not there, one stat each: a reader moved them aside as damaged, or they were deleted."""
+    import pandas as pd
+
+    manifest = read_manifest(folder)
+    table_path = folder / "segments.parquet"
+    if manifest is None or manifest.fingerprint != expected or not table_path.is_file():
+        return []
+    try:
+        clip_ids = pd.read_parquet(table_path, columns=["clip_id"]).clip_id.unique()
+    except (OSError, ValueError):
+        return []  # a damaged table: `reuse` checks it against the manifest
+    cache_dir = folder / manifest.data["cache_dir"]
+    return [path for c in clip_ids if not (path := cache_dir / f"{c}.npz").is_file()]
 
 
 def segments_cache_dir(store: ArtifactStore) -> Path:

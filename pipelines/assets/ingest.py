@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from pipelines.assets.common import Timer, result_from
+from pipelines.assets.common import Timer, hold_writer_lock, result_from
 from pipelines.data.artifact_manifest import fingerprint, read_manifest, write_manifest
 from pipelines.data.files import write_parquet_atomic
 from pipelines.data.steps import markdown_table
@@ -129,6 +129,7 @@ def vegas_clips(
 
     settings = profile.load()
     folder = store.folder("vegas_clips")
+    hold_writer_lock(context, folder)  # it does not call `reuse`, which takes the lock for the others
     timer = Timer()
     source = settings.source
     scan, extra_inputs = None, {}

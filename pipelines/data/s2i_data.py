@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import zipfile
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -719,8 +720,8 @@ def _cached(path: Path, stamp: str) -> bool:
     try:
         with np.load(path, allow_pickle=False) as data:
             return str(data["stamp"]) == stamp
-    except (OSError, ValueError, KeyError):
-        return False  # unreadable entry: rewrite it
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return False  # unreadable entry (truncated, damaged): rewrite it
 
 
 def fill_segment_caches(

@@ -6,6 +6,11 @@ A sample `<key>` holds
   `<key>.frame.npy`  the central frame, (96, 96, 3) uint8 RGB (or `<key>.frame.png` with frame_format=png);
   `<key>.json`       clip_id, class_name, segment (0-based second), split, source.
 Tars are byte-identical for the same samples: fixed member order, mtime 0, owner root, mode 0644.
+
+A shard set lives in `shards/sets/<fingerprint>/` and the `shards` manifest names the current one
+(`pipelines.data.filesets`): a new set is written beside the old one and switched in by the manifest's atomic
+rename. Read a consistent set with `shard_paths` / `current_shards` (one manifest read); the top-level
+`shards/{split}-NNNNNN.tar` are symlinks into the current set, kept for readers that glob them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.data.artifact_manifest import read_manifest
 from pipelines.data.files import atomic_output
 
 TAR_BLOCK = 512
@@ -80,6 +86,35 @@ def write_shard(path: Path, samples: Sequence[Sample], frame_format: str = "npy"
 
 def shard_name(split: str, index: int) -> str:
     return f"{split}-{index:06d}.tar"
+
+
+@dataclass(frozen=True)
+class ShardSet:
+    """One consistent shard set: its folder and the per-split counts its manifest recorded."""
+
+    folder: Path
+    splits: dict
+
+    def paths(self, split: str) -> list[Path]:
+        return sorted(self.folder.glob(f"{split}-*.tar"))
+
+    def samples(self, split: str) -> int:
+        return int(self.splits[split]["samples"])
+
+
+def current_shards(shards_folder: Path) -> ShardSet:
+    """The shard set the `shards` manifest names (one read, so paths and counts agree), or the top-level tars
+    of a folder written before sets (their manifest has no `set`). FileNotFoundError when there is none."""
+    manifest = read_manifest(shards_folder)
+    if manifest is None:
+        raise FileNotFoundError(f"no shards manifest under {shards_folder}: materialize `shards` first")
+    name = manifest.data.get("set")
+    return ShardSet(shards_folder / name if name else shards_folder, manifest.data.get("splits", {}))
+
+
+def shard_paths(shards_folder: Path, split: str) -> list[Path]:
+    """A split's tars in the current shard set (e.g. `load_split(shard_paths(folder, "train"))`)."""
+    return current_shards(shards_folder).paths(split)
 
 
 def batched(items: Iterable, size: int):

@@ -44,7 +44,9 @@ BYTES_PER_SAMPLE = {"frames": 96 * 96 * 3, "mels": 100 * 128 * 2}  # uint8 frame
 
 def load_shards(folders: ArtifactFolders, split: str) -> SplitArrays:
     """A split's frames, log-mels and sample records, read from its shards into memory."""
-    paths = sorted(folders.folder("shards").glob(f"{split}-*.tar"))
+    from pipelines.data.shards import current_shards
+
+    paths = current_shards(folders.folder("shards")).paths(split)
     if not paths:
         raise FileNotFoundError(
             f"no {split} shards under {folders.folder('shards')}: materialize `shards` first"
@@ -53,8 +55,9 @@ def load_shards(folders: ArtifactFolders, split: str) -> SplitArrays:
 
 
 def split_size(folders: ArtifactFolders, split: str) -> int:
-    manifest = read_manifest(folders.folder("shards"))
-    return int(manifest.data["splits"][split]["samples"])
+    from pipelines.data.shards import current_shards
+
+    return current_shards(folders.folder("shards")).samples(split)
 
 
 def training_batches(
@@ -85,7 +88,10 @@ def training_batches(
         log(
             f"{split}: {count} samples x {per_sample} bytes do not fit in {device} memory; streaming the shards"
         )
-    paths = sorted(folders.folder("shards").glob(f"{split}-*.tar"))
+    from pipelines.data.shards import current_shards
+
+    # One consistent set for the whole stream: a new `shards` materialization switches sets, not files.
+    paths = current_shards(folders.folder("shards")).paths(split)
     return ShardStream(paths, device=device, fields=fields, embeddings=embeddings, **options)
 
 
