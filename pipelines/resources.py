@@ -34,12 +34,6 @@ class ArtifactStore(ConfigurableResource):
         """The same folders for the library's steps, which know no Dagster resource."""
         return ArtifactFolders(Path(self.root).expanduser())
 
-    def teardown_after_execution(self, context: InitResourceContext) -> None:
-        # A step that failed keeps no asset's writer lock past its run, even in a long-lived process.
-        from pipelines.data import locks
-
-        locks.release_all()
-
 
 class TorchDevice(ConfigurableResource):
     """`auto` leases a free GPU (`cuda:N`, pipelines/devices.py) for the step when torch sees one, else cpu;

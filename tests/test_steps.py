@@ -42,7 +42,7 @@ def test_a_gan_without_checkpoints_is_a_step_error_that_says_how_to_train(tmp_pa
 
 
 def test_other_errors_pass_through_unchanged(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no train shards"), user_errors_fail():
+    with pytest.raises(FileNotFoundError, match="materialize `shards` first"), user_errors_fail():
         training_steps.load_shards(ArtifactFolders(tmp_path), "train")
 
 
