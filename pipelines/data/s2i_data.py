@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import zipfile
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,7 @@ import pandas as pd
 from pipelines.data.classes import AUTHORS_CLASS_IDS
 from pipelines.data.files import atomic_open, remove_stale_temps
 from pipelines.data.progress import Progress
-from pipelines.data.segments import cache_file
+from pipelines.data.segments import cache_file, cached_stamp
 from pipelines.data.splits import SPLIT_COLUMNS, SPLITS, in_split_order
 from pipelines.data.stats import STATS_VERSION
 from pipelines.data.vegas import ClipRecord
@@ -714,16 +713,6 @@ def _clip_stamp(
     return json.dumps({"s2i_data": hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:24]})
 
 
-def _cached(path: Path, stamp: str) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return str(data["stamp"]) == stamp
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return False  # unreadable entry (truncated, damaged): rewrite it
-
-
 def fill_segment_caches(
     root: Path,
     records: pd.DataFrame,
@@ -753,7 +742,7 @@ def fill_segment_caches(
         rows = rows_of[clip_id]
         stamp = _clip_stamp(batches[rows], sizes[rows], mtimes[rows], record_index[rows], windows[rows])
         path = cache_file(cache_dir, clip_id)
-        if _cached(path, stamp):
+        if cached_stamp(path) == stamp:  # a missing or damaged entry is rewritten
             from_cache += 1
             progress.advance()
             continue

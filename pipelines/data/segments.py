@@ -128,6 +128,14 @@ def _load_entry(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
     return frames, mels, stamp
 
 
+def cached_stamp(path: Path) -> str | None:
+    """The stamp of the valid cache entry at `path`, or None when it is missing or damaged (to be rewritten)."""
+    try:
+        return _load_entry(path)[2]
+    except (FileNotFoundError, DamagedCacheEntry):
+        return None
+
+
 def read_cached(cache_dir: Path, clip_id: str) -> tuple[np.ndarray, np.ndarray]:
     """(frames (K, 96, 96, 3) uint8, mels (K, 100, 128) float16) of one clip.
 
