@@ -1,9 +1,13 @@
 """Profiles: one YAML file of settings per way of running the pipeline, validated into typed settings.
 
 `S2I_PROFILE` names a built-in profile (`demo`, `vegas`) or a path to a YAML file. A file may start
-from another with `base: demo` (or `base: vegas`, or a path) and override keys; mappings merge key by
-key. Relative paths inside a file are relative to that file. Any unknown key or bad value fails at load
-with a message naming the file, the key, the value and what is allowed.
+from another with `base: demo` (or `base: vegas`, or a path) and override keys. Settings sections (the
+keys whose settings are a model here: `source` of the same kind, `splits`, `features`, `shards`,
+`autoencoder`, `gan`, `evaluation`, `evaluation.classifier`) merge key by key; every other value replaces
+the base's whole: scalars, lists (`evaluation.candidate_dims`) and mappings of values (`classes`,
+`gan.init_from`), so `base: vegas` with seven classes has those seven, and a `source` of another kind
+replaces the base's source. Relative paths inside a file are relative to that file. Any unknown key or
+bad value fails at load with a message naming the file, the key, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -147,6 +151,9 @@ class GanSettings(_Strict):
     precision: Precision = "fp32"
     compile: bool = False  # torch.compile G and D (a GPU's launch overhead); same math, resumable either way
     preview_sounds_per_class: int = Field(2, ge=1, le=16)  # fixed validation sounds in the image grid
+    # The `learned_not_collapsed` check (s2i_models/collapse.py): `error` fails the GAN and stops what depends
+    # on it; `warn` reports without stopping (for runs too short to learn, like the tests' tiny profile).
+    collapse_check: Literal["error", "warn"] = "error"
     # Fine-tuning: a release folder (`s2i export`) whose generator, discriminator and optimizer states the
     # training starts from instead of a fresh init; its checksums are verified first and its dim and widths
     # must match. One path for every dim, or {dim: path} (the other dims then train from scratch).
@@ -302,18 +309,32 @@ def _resolve_profile_path(name_or_path: str, relative_to: Path | None = None) ->
     return path.resolve()
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def _merge(
+    base: dict[str, Any], override: dict[str, Any], model: type[BaseModel] = Profile
+) -> dict[str, Any]:
+    """`override` over `base`: a settings section of `model` merges key by key, any other value replaces."""
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            # A new source kind replaces the old source instead of mixing keys of two kinds.
-            if key == "source" and value.get("kind", merged[key].get("kind")) != merged[key].get("kind"):
-                merged[key] = value
-            else:
-                merged[key] = _merge(merged[key], value)
+        previous = merged.get(key)
+        section = _section(model, key, previous, value)
+        if section is not None and isinstance(value, dict) and isinstance(previous, dict):
+            merged[key] = _merge(previous, value, section)
         else:
             merged[key] = value
     return merged
+
+
+def _section(model: type[BaseModel], key: str, previous: Any, value: Any) -> type[BaseModel] | None:
+    """The settings model of `model.key` when it is a section that merges key by key, else None."""
+    if model is Profile and key == "source":
+        # A source of the same kind merges; a new kind replaces the old source instead of mixing two kinds.
+        if not (isinstance(previous, dict) and isinstance(value, dict)):
+            return None
+        kind = previous.get("kind")
+        return _SOURCE_KINDS.get(kind) if value.get("kind", kind) == kind else None
+    field = model.model_fields.get(key)
+    annotation = field.annotation if field else None
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
 def _absolute(value: str, folder: Path) -> str:

@@ -1,6 +1,5 @@
 import subprocess
 import sys
-import time
 
 EXPECTED_ASSETS = {
     "vegas_clips",
@@ -17,24 +16,18 @@ EXPECTED_ASSETS = {
 }
 
 
-def test_definitions_load_fast_without_torch():
+def test_definitions_load_without_torch():
     code = (
-        "import sys, time; t = time.perf_counter(); import pipelines; d = pipelines.defs; "
+        "import sys; import pipelines; d = pipelines.defs; "
         "keys = {k.to_user_string() for k in d.resolve_asset_graph().get_all_asset_keys()}; "
-        "print(time.perf_counter() - t); print(sorted(keys)); print('torch' in sys.modules)"
+        "print(sorted(keys)); print('torch' in sys.modules)"
     )
-    # A fresh interpreter, as `dagster dev` loads it; best of three so a busy CI core does not decide.
-    timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        ).stdout.split("\n")
-        timings.append(float(out[0]))
-        assert time.perf_counter() - started < 30
-    assert min(timings) < 1.5, f"loading pipelines.definitions took {min(timings):.2f} s"
-    assert EXPECTED_ASSETS <= set(eval(out[1]))  # noqa: S307 - our own printed list
-    assert out[2] == "False", "loading the definitions imported torch"
+    # A fresh interpreter, as `dagster dev` loads it. How fast: benchmarks/bench_evaluation.py.
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert EXPECTED_ASSETS <= set(eval(out[0]))  # noqa: S307 - our own printed list
+    assert out[1] == "False", "loading the definitions imported torch"
 
 
 # Imported by an asset when it runs, never when `dagster dev` (or any run) loads the code location.
@@ -57,7 +50,7 @@ def test_libraries_do_not_import_dagster():
         "import sys, pipelines.data.splits, pipelines.data.shards, pipelines.data.segments, pipelines.data.vegas, "
         "pipelines.media.mp4, pipelines.media.extract, pipelines.media.logmel, pipelines.media.download, "
         "pipelines.data.demo, pipelines.data.manifest, pipelines.profile, pipelines.data.candidates, "
-        "pipelines.data.demo_oracle, pipelines.data.report, pipelines.data.answers, pipelines.labelling, "
+        "pipelines.data.demo.oracle, pipelines.data.report, pipelines.data.answers, pipelines.labelling, "
         "pipelines.data.steps, pipelines.data.training_steps, pipelines.data.evaluation_steps; "
         "print('dagster' in sys.modules)"
     )

@@ -217,7 +217,7 @@ def test_new_gan_materialization_requests_its_evaluation_and_the_report():
 
 def test_demo_oracle_on_real_demo_frames(trained):
     from pipelines.assets.training import load_shards
-    from pipelines.data.demo_oracle import fit_demo_oracle
+    from pipelines.data.demo.oracle import fit_demo_oracle
     from pipelines.resources import ArtifactStore
 
     _profile, data, _result = trained

@@ -39,6 +39,45 @@ def test_base_and_override_with_relative_root(tmp_path):
     assert profile.workers == 3 and profile.seed == load_profile("vegas").seed
 
 
+def test_lists_and_value_mappings_replace_the_base_sections_merge(tmp_path):
+    vegas = load_profile("vegas")
+    (tmp_path / "VEGAS").mkdir()
+    first = write(
+        tmp_path,
+        "base: vegas\nsource: {kind: local, root: VEGAS}\nclasses: {dog: Dog, cat: Cat}\n"
+        "evaluation: {candidate_dims: [512], labels_per_class: 7}\n"
+        "gan: {epochs: 3, init_from: {128: a, 256: b}}\n",
+        "first.yaml",
+    )
+    profile = load_profile(first)
+    assert profile.classes == {"dog": "Dog", "cat": "Cat"}  # replaced, not merged into vegas's five
+    assert profile.evaluation.candidate_dims == [512]
+    # Sections merge key by key: what the file does not set comes from the base.
+    assert profile.evaluation.labels_per_class == 7
+    assert profile.evaluation.window == vegas.evaluation.window
+    assert profile.evaluation.classifier == vegas.evaluation.classifier
+    assert (profile.gan.epochs, profile.gan.lr) == (3, vegas.gan.lr)
+    assert profile.splits == vegas.splits
+
+    second = write(
+        tmp_path,
+        "base: first.yaml\nclasses: {dog: Hound}\ngan: {init_from: {512: c}}\n"
+        "evaluation: {classifier: {epochs: 2}}\n",
+        "second.yaml",
+    )
+    profile = load_profile(second)
+    assert profile.classes == {"dog": "Hound"}
+    assert profile.gan.init_from == {512: tmp_path / "c"}  # the {dim: path} mapping is replaced whole
+    assert profile.gan.epochs == 3
+    assert profile.evaluation.candidate_dims == [512] and profile.evaluation.labels_per_class == 7
+    assert profile.evaluation.classifier.epochs == 2  # a section inside a section merges too
+    assert profile.evaluation.classifier.lr == vegas.evaluation.classifier.lr
+    # A source of the same kind merges; the demo's classes stay when a file does not name any.
+    demo = load_profile(write(tmp_path, "base: demo\nsource: {clips_per_class: 3}\n", "third.yaml"))
+    assert (demo.source.kind, demo.source.clips_per_class) == ("demo", 3)
+    assert demo.classes == load_profile("demo").classes
+
+
 def test_unknown_key_names_it_and_the_allowed_keys(tmp_path):
     with pytest.raises(ProfileError) as error:
         load_profile(write(tmp_path, "base: demo\nsplitz: {train: 1}\n"))

@@ -213,7 +213,7 @@ def label_candidates(
     below `min_labels_per_class` is a `StepError` that says what to do.
     """
     from pipelines.data.answers import AnswerBook
-    from pipelines.data.demo_oracle import fit_demo_oracle
+    from pipelines.data.demo.oracle import fit_demo_oracle
 
     evaluation = settings.evaluation
     candidates_folder = folders.folder("informativity_candidates")
