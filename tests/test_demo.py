@@ -9,7 +9,6 @@ import math
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -180,9 +179,8 @@ def test_rerun_recomputes_nothing(demo):
     root, clips = demo
     before = {relative: path.stat().st_mtime_ns for relative, path in all_files(root).items()}
     messages: list[str] = []
-    started = time.monotonic()
+    # How fast the reuse is: benchmarks/bench_demo.py.
     again = generate_demo(root, CLASSES, CLIPS_PER_CLASS, SEED, workers=2, log=messages.append)
-    assert time.monotonic() - started < 2.0
     assert again == clips
     assert {relative: path.stat().st_mtime_ns for relative, path in all_files(root).items()} == before
     assert any(f"reusing {len(clips)} intact clips" in message for message in messages), messages
@@ -291,10 +289,8 @@ def test_truth_is_required_to_read_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_default_demo_size_generates_in_under_a_minute_on_two_workers(tmp_path):
-    started = time.monotonic()
+def test_default_demo_size_generates_on_two_workers(tmp_path):
+    # How long it takes (a minute at most on two cores): benchmarks/bench_demo.py.
     clips = generate_demo(tmp_path, CLASSES, 24, 0, workers=2)
-    elapsed = time.monotonic() - started
     assert len(clips) == 120 and all(clip.path.is_file() for clip in clips)
-    assert elapsed < 60.0, f"the default demo took {elapsed:.1f} s"
     assert json.loads((tmp_path / TRUTH_FILE).read_text())["clips"][0]["sha256"]
