@@ -276,3 +276,270 @@ def test_per_epoch_history_the_paper_way_spikes_after_d_updates_are_removed():
     # The paper's window starts at epoch 500 of 4000; here [51, 100]: 20 spike epochs of 50 when left in.
     late = summarize(history, update_epochs=[], window=(51, 100), moving_average_epochs=50)
     assert late["window_average"]["dog"] == pytest.approx(0.2 + 0.7 * 20 / 50)
+
+
+# ---- candidates: per-image seeds, prefix-stable draws, growth to the target ---------------------------------------
+
+CANDIDATE_CLASSES = {"baby_cry": "Baby cry", "dog": "Dog", "water_flowing": "Water flowing"}
+
+
+def _tiny_generator(dim: int, seed: int):
+    import torch
+
+    from s2i_models import DenseGenerator
+
+    torch.manual_seed(seed)
+    return DenseGenerator(dim, width=0.0625, mc_dropout=True).eval()
+
+
+def test_generate_with_seeds_does_not_depend_on_the_other_images():
+    from s2i_models.translate import generate
+
+    generator = _tiny_generator(128, 0)
+    embeddings = np.tanh(np.random.default_rng(0).normal(size=(7, 128))).astype(np.float32)
+    seeds = np.arange(14).reshape(7, 2) * 7919
+    few = generate(generator, embeddings[:3], 2, seeds=seeds[:3], batch_size=8)
+    more = generate(generator, embeddings, 2, seeds=seeds, batch_size=8)  # the first batch is now full
+    assert few.shape == (3, 2, 96, 96, 3) and np.array_equal(few, more[:3])
+    assert not np.array_equal(more[:, 0], more[:, 1])  # each sample its own dropout masks
+    assert generator.arch.mc_dropout and not generator.training  # the hooks are gone, the switches back
+    other = seeds.copy()
+    other[0, 0] += 1
+    changed = generate(generator, embeddings, 2, seeds=other, batch_size=8)
+    assert not np.array_equal(changed[0, 0], more[0, 0]) and np.array_equal(changed[1:], more[1:])
+
+
+def test_spread_order_starts_with_the_evenly_spaced_checkpoints():
+    from pipelines.data.candidates import evenly_spaced, spread_order
+
+    items = list(range(20))
+    assert spread_order(20, 4)[:4] == evenly_spaced(items, 4) == [4, 9, 14, 19]
+    # Then the middles of the widest gaps (later first on ties), then of the gaps those leave.
+    assert spread_order(20, 4)[4:12] == [16, 11, 6, 1, 17, 12, 7, 2]
+    assert sorted(spread_order(20, 4)) == items and spread_order(3, 4) == [0, 1, 2]
+
+
+def test_sound_order_is_per_class_and_prefix_stable():
+    from pipelines.data.candidates import sound_order
+
+    keys = pd.DataFrame(
+        {"clip_id": [f"v{i}" for i in range(12)], "class_name": ["dog", "rail"] * 6, "segment": 0}
+    )
+    order = sound_order(keys, seed=5)
+    # Another row order and a class more give each class the same order of its own sounds.
+    extra = pd.DataFrame({"clip_id": ["w0", "w1"], "class_name": "fire", "segment": 0})
+    shuffled = pd.concat([keys, extra]).sample(frac=1.0, random_state=1).reset_index(drop=True)
+    again = sound_order(shuffled, seed=5)
+    for name in ("dog", "rail"):
+        assert list(keys.clip_id[order[name]]) == list(shuffled.clip_id[again[name]])
+    assert list(keys.clip_id[order["dog"]]) != sorted(keys.clip_id[order["dog"]])  # shuffled with the seed
+    assert list(keys.clip_id[sound_order(keys, seed=6)["dog"]]) != list(keys.clip_id[order["dog"]])
+
+
+def _candidate_pool(root, dims=(128,), checkpoints=3, sounds_per_class=6):
+    """Tiny `audio_embeddings_{dim}` (validation sounds: 2 segments of each clip) and untrained
+    `gan_{dim}` checkpoints (epochs 1..checkpoints), as `generate_candidates` reads them."""
+    from s2i_models.checkpoint import save_atomic
+
+    names = [name for name in CANDIDATE_CLASSES for _ in range(sounds_per_class)]
+    keys = pd.DataFrame(
+        {
+            "clip_id": [f"{n}_{i // 2}" for n, i in zip(names, range(len(names)), strict=True)],
+            "class_name": names,
+            "segment": [i % 2 for i in range(len(names))],
+        }
+    )
+    for dim in dims:
+        folder = root / f"audio_embeddings_{dim}"
+        folder.mkdir(parents=True)
+        embeddings = np.tanh(np.random.default_rng(dim).normal(size=(len(keys), dim))).astype(np.float32)
+        np.save(folder / "val.npy", embeddings)
+        keys.to_parquet(folder / "val_keys.parquet")
+        for epoch in range(1, checkpoints + 1):
+            state = {"config": {"width": 0.0625, "generator": "dense"}}
+            state["generator"] = _tiny_generator(dim, dim + epoch).state_dict()
+            save_atomic(
+                state, root / f"gan_{dim}" / "train" / "run" / "checkpoints" / f"epoch-{epoch:05d}.pt"
+            )
+
+
+def _settings(**evaluation):
+    from pipelines.profile import load_profile
+
+    settings = load_profile("demo")
+    defaults = {
+        "labels": "person",
+        "candidate_dims": [128],
+        "candidate_samples": 1,
+        "min_labels_per_class": 2,
+    }
+    update = {"evaluation": settings.evaluation.model_copy(update={**defaults, **evaluation})}
+    return settings.model_copy(update={"classes": CANDIDATE_CLASSES, **update})
+
+
+def _candidates(root, settings, book_path=None):
+    from pipelines.data.evaluation_steps import candidate_sources, generate_candidates
+    from pipelines.data.steps import ArtifactFolders
+
+    folders = ArtifactFolders(root)
+    sources = candidate_sources(folders, settings.evaluation)
+    output = generate_candidates(folders, settings, sources, "cpu", log=lambda _: None, book_path=book_path)
+    folder = root / "informativity_candidates"
+    draws = json.loads((folder / "draws.json").read_text())
+    return pd.read_parquet(folder / "candidates.parquet"), draws, output.metadata
+
+
+def test_candidates_of_a_larger_draw_keep_every_image_byte_for_byte(tmp_path):
+    """More sounds, checkpoints and dims drawn: the first draw's candidates are all there, same ids and sha256."""
+    _candidate_pool(tmp_path, dims=(128, 256), checkpoints=3)
+    small, _, _ = _candidates(
+        tmp_path,
+        _settings(candidate_sounds_per_class=2, checkpoints_per_dim=1, candidate_samples=2),
+    )
+    large, draws, _ = _candidates(
+        tmp_path,
+        _settings(
+            candidate_dims=[128, 256],
+            candidate_sounds_per_class=5,
+            checkpoints_per_dim=3,
+            candidate_samples=2,
+        ),
+    )
+    assert len(small) == 3 * 2 * 1 * 2 and len(large) == 3 * 5 * (3 + 3) * 2
+    assert {d["sounds"] for d in draws.values()} == {5}  # a person with no answers: the base draw
+    kept = small.merge(large, on="candidate_id", suffixes=("", "_large"))
+    assert len(kept) == len(small)
+    for column in ("sha256", "class_name", "clip_id", "segment", "dim", "epoch", "sample"):
+        assert (kept[column] == kept[f"{column}_large"]).all(), column
+    # The evenly spaced checkpoint (the last) comes first; the labelling order mixes classes.
+    assert set(small.epoch) == {3}
+    assert list(large.candidate_id) == sorted(large.candidate_id) and large.class_name.head(6).nunique() > 1
+    images = sorted((tmp_path / "informativity_candidates" / "images").glob("*.png"))
+    assert len(images) == len(large) and set(small.image) <= set(large.image)  # the same file names
+
+
+class _CountingOracle:
+    """A stand-in for the demo's oracle: of the images of a class it is shown, every `period[class]`-th is
+    informative (the 1st, the period+1-th, ...). It goes by the order it sees images in, not by their pixels,
+    whose last bits differ from one CPU to another."""
+
+    def __init__(self, period: dict[str, int]) -> None:
+        self.period, self.seen = period, dict.fromkeys(period, 0)
+
+    def margins(self, images, class_names):
+        margins = []
+        for name in class_names:
+            margins.append(0.9 if self.seen[name] % self.period[name] == 0 else 0.0)
+            self.seen[name] += 1
+        return np.array(margins)
+
+    def informative(self, images, class_names):
+        return self.margins(images, class_names) >= 0.5
+
+
+def _with_oracle(monkeypatch, period):
+    from pipelines.data import evaluation_steps
+
+    fits = []
+
+    def fit(folders, settings):
+        fits.append(1)
+        return _CountingOracle(period), {"top_answer_accuracy": 1.0, "informative_share": 1.0}
+
+    monkeypatch.setattr(evaluation_steps, "fit_oracle", fit)
+    return fits
+
+
+def _labels(root, settings):
+    from pipelines.data.evaluation_steps import check_labels_reach_target, label_candidates
+    from pipelines.data.steps import ArtifactFolders
+
+    folders = ArtifactFolders(root)
+    label_candidates(folders, settings, root / "answers.json", log=lambda _: None, warn=lambda _: None)
+    return pd.read_parquet(root / "informativity_labels" / "labels.parquet"), check_labels_reach_target(
+        folders
+    )
+
+
+def test_a_class_with_few_informative_candidates_draws_more_up_to_its_target(tmp_path, monkeypatch):
+    fits = _with_oracle(monkeypatch, {"baby_cry": 2, "dog": 12, "water_flowing": 2})
+    _candidate_pool(tmp_path, checkpoints=4, sounds_per_class=12)
+    settings = _settings(
+        labels="oracle",
+        labels_per_class=3,
+        candidate_sounds_per_class=6,
+        checkpoints_per_dim=2,
+        candidate_samples=2,
+    )
+    table, draws, metadata = _candidates(tmp_path, settings)
+    counts = table.class_name.value_counts()
+    # Base draw: 6 sounds x 2 checkpoints x 2 samples = 24 a class. Every 2nd image informative: 12 pairs.
+    assert counts["baby_cry"] == counts["water_flowing"] == 24
+    # Dog, every 12th: one informative image per checkpoint, 2 pairs of 3. It draws 6 x 1.1 x 3 / 2 -> 10
+    # sounds, whose 16 new images give each checkpoint one more informative image: 4 pairs.
+    assert counts["dog"] == 10 * 2 * 2 and draws["dog"]["sounds"] == 10 and draws["dog"]["checkpoints"] == 2
+    assert draws["dog"]["expected_pairs"] == 4 and not draws["dog"]["exhausted"]
+    assert metadata["pool_exhausted"] == [] and metadata["growth_rounds"] == 2
+    assert table.margin.notna().all()
+
+    labels, check = _labels(tmp_path, settings)
+    assert fits == [1]  # the label step used the margins stored with the candidates
+    assert check.passed and (labels.groupby("class_name").label.sum() == 3).all()
+    stored = table.set_index("candidate_id").margin >= settings.evaluation.oracle_margin
+    assert (stored[labels.candidate_id].astype(int).to_numpy() == labels.label.to_numpy()).all()
+
+
+def test_a_class_that_cannot_reach_its_target_takes_the_whole_pool_and_fails_the_check(tmp_path, monkeypatch):
+    _with_oracle(monkeypatch, {"baby_cry": 2, "dog": 10, "water_flowing": 2})
+    _candidate_pool(tmp_path, checkpoints=3, sounds_per_class=6)
+    settings = _settings(
+        labels="oracle",
+        labels_per_class=12,
+        candidate_sounds_per_class=2,
+        checkpoints_per_dim=1,
+        candidate_samples=4,
+    )
+    table, draws, metadata = _candidates(tmp_path, settings)
+    assert draws["dog"]["exhausted"] and draws["dog"]["sounds"] == 6 and draws["dog"]["checkpoints"] == 3
+    assert (table.class_name == "dog").sum() == 6 * 3 * 4  # every sound x checkpoint x sample
+    assert metadata["pool_exhausted"] == ["dog"]  # the others reach 12 pairs on the way
+    _, check = _labels(tmp_path, settings)
+    assert not check.passed and "dog" in check.metadata["classes_short"]
+    pairs = int(draws["dog"]["expected_pairs"])
+    assert f"class dog: {pairs} of 12 informative labels; pool exhausted: add models" in check.description
+
+
+def test_a_persons_answers_set_how_much_a_class_draws(tmp_path):
+    from pipelines.data.answers import AnswerBook
+
+    _candidate_pool(tmp_path, checkpoints=3, sounds_per_class=12)
+    settings = _settings(
+        labels_per_class=6, candidate_sounds_per_class=4, checkpoints_per_dim=1, candidate_samples=2
+    )
+    book_path = tmp_path / "answers.json"
+    base, draws, _ = _candidates(tmp_path, settings, book_path)
+    assert base.class_name.value_counts().to_dict() == {name: 8 for name in CANDIDATE_CLASSES}
+
+    # Dog: 1 informative in 8 answers (a rate of 1/8 pair a candidate, so about 48 candidates for 6 pairs);
+    # baby cry: half informative (8 candidates give 4 pairs: 6 need 12); water flowing: no answer yet.
+    book = AnswerBook(book_path)
+    for name, rate in (("dog", 1), ("baby_cry", 4)):
+        for i, row in enumerate(base[base.class_name == name].itertuples()):
+            label = "informative" if i < rate else "non_informative"
+            book.record(row.sha256, label, candidate_id=row.candidate_id, class_name=name, labeller="test")
+    grown, draws, metadata = _candidates(tmp_path, settings, book_path)
+    counts = grown.class_name.value_counts()
+    assert counts["water_flowing"] == 8 and draws["water_flowing"]["expected_pairs"] is None
+    assert 12 <= counts["baby_cry"] < counts["dog"] and counts["dog"] >= 48
+    assert draws["dog"]["expected_pairs"] >= 6 and "1 pairs in 8 answers" in draws["dog"]["estimate"]
+    assert set(base.sha256) <= set(grown.sha256)  # drawing more kept every answered image
+
+    # A draw never shrinks below an answered candidate: answer one of dog's new candidates, then make dog
+    # look easy (every earlier answer informative or not in turn): it keeps that candidate.
+    new = grown[(grown.class_name == "dog") & ~grown.sha256.isin(base.sha256)].iloc[-1]
+    book.record(new.sha256, "skip", candidate_id=new.candidate_id, class_name="dog", labeller="test")
+    for i, row in enumerate(base[base.class_name == "dog"].itertuples()):
+        label = "informative" if i % 2 else "non_informative"
+        book.record(row.sha256, label, candidate_id=row.candidate_id, class_name="dog", labeller="test")
+    again, draws, _ = _candidates(tmp_path, settings, book_path)
+    assert new.sha256 in set(again.sha256)

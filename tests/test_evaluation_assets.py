@@ -234,3 +234,65 @@ def test_demo_oracle_on_real_demo_frames(trained):
     assert not oracle.informative(noise, names).any()
     with pytest.raises(ValueError, match="15 class names for 3 images"):
         oracle.margins(noise[:3], names)
+
+
+ORACLE_PROFILE = """\
+base: {base}
+evaluation:
+  labels: oracle
+  labels_per_class: 3
+  min_labels_per_class: 2
+  candidate_dims: [128]
+  checkpoints_per_dim: 1
+  candidate_sounds_per_class: 1
+  candidate_samples: 2
+"""
+
+
+def test_demo_oracle_candidates_grow_and_their_labels_reuse_its_judgements(trained, tmp_path):
+    """The demo path (`labels: oracle`): each class draws until its target or the pool; the label step labels
+    from the margins stored with the candidates, the same as an oracle fitted again would give."""
+    import shutil
+
+    from pipelines.data.evaluation_steps import fit_oracle
+    from pipelines.data.steps import ArtifactFolders
+    from pipelines.profile import load_profile
+
+    base, trained_data, _ = trained
+    data = tmp_path / "data"  # a copy: the module's other tests read the person profile's candidates
+    for key in ("shards", "audio_embeddings_128", "gan_128"):
+        shutil.copytree(trained_data / key, data / key)
+    profile = tmp_path / "oracle.yaml"
+    profile.write_text(ORACLE_PROFILE.format(base=base))
+    resources = make_resources(profile, data)
+    everything = [*all_assets, *all_checks]
+    result = materialize(everything, resources=resources, selection=["informativity_candidates"])
+    assert result.success
+    folder = data / "informativity_candidates"
+    table = pd.read_parquet(folder / "candidates.parquet")
+    draws = json.loads((folder / "draws.json").read_text())
+    checkpoints = len(list((data / "gan_128").rglob("epoch-*.pt")))
+    for name, draw in draws.items():
+        rows = table[table.class_name == name]
+        assert len(rows) == draw["candidates"] == draw["sounds"] * draw["checkpoints"] * 2
+        assert draw["expected_pairs"] >= 3 or (
+            draw["exhausted"] and draw["sounds"] == 3 and draw["checkpoints"] == checkpoints
+        )
+    assert metadata_of(result, "informativity_candidates")["draws"].startswith("|")
+
+    settings = load_profile(str(profile))
+    oracle, _real = fit_oracle(ArtifactFolders(data), settings)
+    images = np.load(folder / "images.npy")
+    assert np.allclose(oracle.margins(images, table.class_name.tolist()), table.margin)
+
+    # The tiny chain's GANs trained 3 epochs: the oracle may find (almost) nothing informative in the whole pool.
+    exhausted = sorted(name for name, draw in draws.items() if draw["exhausted"])
+    if any(draws[name]["expected_pairs"] < 2 for name in exhausted):  # below min_labels_per_class
+        with pytest.raises(Exception, match="pool exhausted"):
+            materialize(everything, resources=resources, selection=["informativity_labels"])
+        return
+    labels = materialize(everything, resources=resources, selection=["informativity_labels"])
+    check = next(c for c in labels.get_asset_check_evaluations() if c.check_name == "labels_reach_target")
+    assert check.passed == (not exhausted)
+    shortfall = json.loads((data / "informativity_labels" / "shortfall.json").read_text())
+    assert sorted(shortfall) == exhausted and all("pool exhausted" in m for m in shortfall.values())

@@ -40,8 +40,8 @@ from pipelines.resources import ArtifactStore, S2IProfile, TorchDevice
 if TYPE_CHECKING:
     from torch import nn
 
-CANDIDATES_VERSION = "1"
-LABELS_VERSION = "2"
+CANDIDATES_VERSION = "2"
+LABELS_VERSION = "3"
 CLASSIFIERS_VERSION = "2"
 INFORMATIVITY_VERSION = "3"
 REPORT_VERSION = "2"
@@ -82,7 +82,7 @@ def load_classifiers(store: ArtifactStore, class_names: list[str], device: str) 
 @asset(
     group_name="evaluation",
     code_version=CANDIDATES_VERSION,
-    deps=[f"gan_{dim}" for dim in DIMS] + [f"audio_embeddings_{dim}" for dim in DIMS],
+    deps=[f"gan_{dim}" for dim in DIMS] + [f"audio_embeddings_{dim}" for dim in DIMS] + ["shards"],
     pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,
     kinds={"pytorch"},
@@ -90,7 +90,9 @@ def load_classifiers(store: ArtifactStore, class_names: list[str], device: str) 
 def informativity_candidates(
     context: AssetExecutionContext, profile: S2IProfile, store: ArtifactStore, torch_device: TorchDevice
 ) -> MaterializeResult:
-    """Translations of validation sounds by several GAN checkpoints (equal numbers each), with provenance."""
+    """Translations of validation sounds by GAN checkpoints (equal numbers each), enough per class for its labels."""
+    from pipelines.data.answers import answers_path
+    from pipelines.data.candidates import sha256_bytes
     from pipelines.data.evaluation_steps import candidate_sources, checkpoint_stamp, generate_candidates
 
     settings = profile.load()
@@ -114,9 +116,19 @@ def informativity_candidates(
                 "checkpoints_per_dim",
                 "candidate_sounds_per_class",
                 "candidate_samples",
+                "labels",
+                "labels_per_class",
             },
         ),
     }
+    # How much each class draws depends on how its candidates are judged: the oracle (fitted on the shards)
+    # or a person's answers so far.
+    book_path = answers_path(folders.root)
+    if evaluation.labels == "oracle":
+        inputs["shards"] = upstream_fingerprint(store, "shards")
+        config["oracle_margin"] = evaluation.oracle_margin
+    else:
+        inputs["answers"] = sha256_bytes(book_path.read_bytes()) if book_path.is_file() else "none"
     folder = store.folder("informativity_candidates")
     expected = fingerprint(CANDIDATES_VERSION, config, inputs)
     if (cached := reuse(context, folder, expected)) is not None:
@@ -124,7 +136,10 @@ def informativity_candidates(
 
     timer = Timer()
     device = torch_device.resolve(context)
-    output = generate_candidates(folders, settings, sources, device, log=context.log.info)
+    with user_errors_fail():
+        output = generate_candidates(
+            folders, settings, sources, device, log=context.log.info, book_path=book_path
+        )
     return materialized(folder, expected, output, settings=config, inputs=inputs, timer=timer)
 
 

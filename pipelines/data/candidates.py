@@ -1,18 +1,27 @@
 """Candidate images for informativity labelling (paper §5.3), and the balanced labelled set drawn from them.
 
-A candidate is one translation of a validation sound by one generator checkpoint (its *source*). Every
-source translates the same sounds the same number of times, so each contributes the same number of
-candidates: a generator leaves a fingerprint, and a classifier must not learn to tell sources apart.
-The table's row order is the labelling order: shuffled with the profile's seed, so a person labelling
-from the top sees classes and sources mixed.
+A candidate is one translation of a validation sound by one generator checkpoint (its *source*). Within a
+class every source drawn for it translates the same sounds the same number of times, so each contributes
+the same number of candidates: a generator leaves a fingerprint, and a classifier must not learn to tell
+sources apart.
+
+Draws only ever grow, and growing one class changes nothing else: a class's sounds come in a fixed seeded
+order (`sound_order`: drawing k + m takes the first k and m more), a dim's checkpoints in an order whose
+first `checkpoints_per_dim` are the evenly spaced ones (`spread_order`), and each image's MC-dropout
+randomness is its own (`candidate_digest` -> `image_seed`), so an image's bytes, its sha256 (which a
+person's answers are keyed by) and its `candidate_id` do not depend on what else was drawn. The table's row
+order is the labelling order: by candidate_id, a hash of the seed and the provenance, i.e. shuffled with
+the profile's seed, and new candidates fall in between the old ones without reordering them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -29,8 +38,101 @@ COLUMNS = (
     "checkpoint",
     "sample",
     "sha256",
-)
+)  # and `margin` when the demo's oracle judged them as they were drawn
 INFORMATIVE, NON_INFORMATIVE = 1, 0
+# Images per generator batch, a fixed shape (s2i_models.translate.generate with seeds): small on a CPU,
+# where it is as fast per image and pads less; images differ in their last bits between devices anyway.
+CANDIDATE_BATCH = {"cpu": 16}
+CANDIDATE_BATCH_DEFAULT = 128
+
+GROWTH_MARGIN = 1.1  # a short class draws 10 % more than its informative rate says it needs
+MAX_GROWTH = 4.0  # at most 4x the sounds (or checkpoints) of a class in one round
+
+
+def candidate_batch(device: str) -> int:
+    return CANDIDATE_BATCH.get(device.split(":")[0], CANDIDATE_BATCH_DEFAULT)
+
+
+def candidate_digest(seed: int, dim: int, epoch: int, clip_id: str, segment: int, sample: int) -> str:
+    """sha256 hex of a candidate's provenance and the profile's seed: its id, its seed, its labelling order."""
+    return hashlib.sha256(f"{seed}/{dim}/{epoch}/{clip_id}/{int(segment)}/{sample}".encode()).hexdigest()
+
+
+def candidate_id(digest: str) -> str:
+    return f"c{digest[:12]}"
+
+
+def image_seed(digest: str) -> int:
+    """The seed of the candidate's own MC-dropout randomness (60 bits of its digest)."""
+    return int(digest[12:27], 16)
+
+
+def _stable_int(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
+
+
+def sound_order(keys: pd.DataFrame, seed: int) -> dict[str, np.ndarray]:
+    """Per class, the row indices of its sounds in draw order: a permutation seeded with the seed and the
+    class name, of its sounds sorted by (clip_id, segment), so neither the row order of `keys` nor the
+    other classes change it. Drawing k sounds of a class takes the first k."""
+    orders = {}
+    for name, rows in keys.groupby("class_name", sort=True):
+        rows = rows.sort_values(["clip_id", "segment"], kind="stable")
+        rng = np.random.default_rng([seed, _stable_int(str(name))])
+        orders[str(name)] = rows.index.to_numpy()[rng.permutation(len(rows))]
+    return orders
+
+
+def spread_order(count: int, first: int) -> list[int]:
+    """Indices 0..count-1 in draw order: the `first` evenly spaced ones (`evenly_spaced`, in order), then
+    the others, each the middle of the widest gap left between drawn ones (later gaps first on ties)."""
+    base = [(count * (i + 1)) // first - 1 for i in range(first)] if first < count else list(range(count))
+    order, edges = list(base), [-1, *base, count]
+    gaps = [(-(hi - lo - 1), -lo, hi) for lo, hi in zip(edges, edges[1:], strict=False) if hi - lo > 1]
+    heapq.heapify(gaps)
+    while gaps:
+        _size, lo, hi = heapq.heappop(gaps)
+        lo = -lo
+        middle = (lo + hi) // 2
+        order.append(middle)
+        for a, b in ((lo, middle), (middle, hi)):
+            if b - a > 1:
+                heapq.heappush(gaps, (-(b - a - 1), -a, b))
+    return order
+
+
+@dataclass
+class ClassDraw:
+    """How much of the pool one class draws: its first `sounds` sounds, by the first `checkpoints` checkpoints
+    of each candidate dim (all of a dim that has fewer)."""
+
+    sounds: int
+    sounds_available: int
+    checkpoints: int
+    checkpoints_available: int  # the most checkpoints any candidate dim has
+    candidates: int = 0
+    expected_pairs: float | None = None  # balanced pairs the draw gives (oracle) or is expected to (person)
+    estimate: str = ""
+    done: bool = False
+    exhausted: bool = False  # short of the target with every sound and checkpoint drawn
+
+    def grow(self, target: int) -> bool:
+        """Draw more towards `target` pairs: the next sounds, once all are drawn the next checkpoints, by the
+        factor the shortfall asks for (x1.1, at most x4; x2 when no pair yet). False: the pool is exhausted."""
+        have = self.expected_pairs or 0.0
+        factor = 2.0 if have <= 0 else min(MAX_GROWTH, GROWTH_MARGIN * target / have)
+        if self.sounds < self.sounds_available:
+            self.sounds = min(self.sounds_available, max(self.sounds + 1, math.ceil(self.sounds * factor)))
+            return True
+        if self.checkpoints < self.checkpoints_available:
+            self.checkpoints = min(
+                self.checkpoints_available, max(self.checkpoints + 1, math.ceil(self.checkpoints * factor))
+            )
+            return True
+        return False
+
+    def record(self) -> dict:
+        return asdict(self)
 
 
 def evenly_spaced(items: Sequence[str], count: int) -> list[str]:
@@ -65,8 +167,27 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def labelling_order(count: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).permutation(count)
+def balanced_pairs(table: pd.DataFrame) -> int:
+    """How many informative + non-informative pairs `balanced_selection` can deal from `table` (class_name,
+    source, label; one class) with no target: each source gives min(its informative, its non-informative)."""
+    if table.empty:
+        return 0
+    counts = table.groupby(["source", "label"]).size().unstack(fill_value=0)
+    return int(counts.reindex(columns=[INFORMATIVE, NON_INFORMATIVE], fill_value=0).min(axis=1).sum())
+
+
+def expected_pairs_from_answers(table: pd.DataFrame) -> tuple[float | None, str]:
+    """A person's draw: balanced pairs expected once every candidate of the class in `table` (source,
+    answer: a label of `answers.LABELS` or None) is labelled, at the rate of the answers so far (pairs per
+    answered candidate, skips included; no pair yet counts as half a pair), and how that was estimated.
+    None when nothing is answered yet."""
+    answered = table[table.answer.notna()]
+    if answered.empty:
+        return None, "no answers yet: base draw"
+    labelled = answered[answered.answer != "skip"]
+    pairs = balanced_pairs(labelled.assign(label=(labelled.answer == "informative").astype(int)))
+    rate = max(pairs, 0.5) / len(answered)
+    return rate * len(table), f"{pairs} pairs in {len(answered)} answers ({rate:.3f} a candidate)"
 
 
 def balanced_selection(table: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame:
@@ -102,12 +223,18 @@ def balanced_selection(table: pd.DataFrame, per_class: int, seed: int) -> pd.Dat
 
 
 def label_shortfall(
-    labelled: pd.DataFrame, chosen: pd.DataFrame, per_class: int, class_names: Sequence[str], unlabelled=None
+    labelled: pd.DataFrame,
+    chosen: pd.DataFrame,
+    per_class: int,
+    class_names: Sequence[str],
+    unlabelled=None,
+    exhausted: Collection[str] = (),
 ) -> dict[str, str]:
     """Per class short of `per_class` balanced pairs, the message that says so and what to do.
 
     `labelled` are the labelled candidates (class_name, source, label), `chosen` the balanced selection;
-    `unlabelled` (optional) maps a class to its candidates still without a label.
+    `unlabelled` (optional) maps a class to its candidates still without a label; `exhausted` names the
+    classes whose candidates already take every validation sound and checkpoint (only models can help).
     """
     messages = {}
     for name in class_names:
@@ -119,7 +246,12 @@ def label_shortfall(
         rate = reached / len(rows) if len(rows) else 0.0
         more = math.ceil((per_class - reached) / rate) if rate > 0 else None
         left = None if unlabelled is None else int(unlabelled.get(name, 0))
-        if more is not None and (left is None or more <= left):
+        if name in exhausted and (left is None or more is None or more > left):
+            fix = (
+                "pool exhausted: add models (evaluation.candidate_dims, or train the GANs longer for more "
+                "checkpoints)" + (f"; {left} unlabelled candidates left cannot reach it" if left else "")
+            )
+        elif more is not None and (left is None or more <= left):
             fix = f"label {more} more candidates or add models"
         else:
             fix = (

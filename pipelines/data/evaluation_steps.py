@@ -12,6 +12,7 @@ under its own key, so a re-run evaluates only the checkpoints it has not seen.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,13 +23,21 @@ import pandas as pd
 
 from pipelines.data.artifact_manifest import fingerprint
 from pipelines.data.candidates import (
+    COLUMNS,
+    ClassDraw,
+    balanced_pairs,
     balanced_selection,
-    evenly_spaced,
+    candidate_batch,
+    candidate_digest,
+    candidate_id,
+    expected_pairs_from_answers,
+    image_seed,
     label_shortfall,
-    labelling_order,
     png_bytes,
     sha256_bytes,
+    sound_order,
     sounds_per_class,
+    spread_order,
 )
 from pipelines.data.classes import PAPER_CLASSIFIER_ACCURACY
 from pipelines.data.files import atomic_open, write_json_atomic, write_parquet_atomic
@@ -87,15 +96,13 @@ def checkpoint_stamp(path: Path) -> str:
 def candidate_sources(
     folders: ArtifactFolders, evaluation: EvaluationSettings
 ) -> list[tuple[int, int, Path]]:
-    """(dim, epoch, path) of the checkpoints candidates come from: `checkpoints_per_dim` evenly spaced ones
-    of each candidate dim's GAN."""
+    """(dim, epoch, path) of every checkpoint candidates may come from, dim by dim in draw order: first the
+    `checkpoints_per_dim` evenly spaced ones of the dim's GAN (every class draws those), then the others in
+    an order that spreads them (`spread_order`; a class short of informative candidates draws those next)."""
     sources = []
     for dim in evaluation.candidate_dims:
-        found = dict((str(path), epoch) for epoch, path in require_checkpoints(folders, dim))
-        sources += [
-            (dim, found[path], Path(path))
-            for path in evenly_spaced(list(found), evaluation.checkpoints_per_dim)
-        ]
+        found = require_checkpoints(folders, dim)
+        sources += [(dim, *found[i]) for i in spread_order(len(found), evaluation.checkpoints_per_dim)]
     return sources
 
 
@@ -122,52 +129,99 @@ def embeddings_of(folders: ArtifactFolders, dim: int, split: str) -> tuple[np.nd
 # ---- candidates and labels --------------------------------------------------------------------------------------
 
 
+def fit_oracle(folders: ArtifactFolders, settings: Profile) -> tuple[Any, dict[str, float]]:
+    """The demo's stand-in for a person (`labels: oracle`), fitted on the real training frames with the
+    profile's seed, and how it judges the real test frames (top answer right; informative)."""
+    from pipelines.data.demo.oracle import fit_demo_oracle
+
+    margin = settings.evaluation.oracle_margin
+    train, test = load_shards(folders, "train"), load_shards(folders, "test")
+    oracle = fit_demo_oracle(
+        train.frames, [m["class_name"] for m in train.meta], margin=margin, seed=settings.seed
+    )
+    # margin > 0: the class beats every other answer; >= margin: informative.
+    real = oracle.margins(test.frames, [m["class_name"] for m in test.meta])
+    return oracle, {
+        "top_answer_accuracy": round(float((real > 0).mean()), 4),
+        "informative_share": round(float((real >= margin).mean()), 4),
+    }
+
+
 def generate_candidates(
     folders: ArtifactFolders,
     settings: Profile,
     sources: Sequence[tuple[int, int, Path]],
     device: str,
     log: Log,
+    book_path: Path | None = None,
 ) -> StepOutput:
-    """Translations of validation sounds by each source checkpoint (equal numbers each), in labelling order:
-    `candidates.parquet` (provenance, image file, sha256), `images/<id>.png` and `images.npy`."""
-    from s2i_models.translate import generate, load_generator
+    """Translations of validation sounds by GAN checkpoints, each class drawing enough for its target of
+    balanced labels where the pool allows: `candidates.parquet` (provenance, image file, sha256; `margin`
+    with the oracle) in labelling order, `images/<id>.png`, `images.npy` and `draws.json` (per class: what
+    it drew, the pairs it gives or is expected to give, whether the pool is exhausted).
+
+    `sources`: `candidate_sources` (per dim in draw order). Every class starts from the base draw (its
+    first `candidate_sounds_per_class` sounds, by the first `checkpoints_per_dim` checkpoints of each dim).
+    A class short of `labels_per_class` balanced pairs then draws its next sounds, once all are drawn its
+    next checkpoints, until it reaches the target or the pool is exhausted. Pairs are counted with the
+    oracle's labels (`labels: oracle`, judged as the images are made) or, for a person, estimated from the
+    answers in `book_path` (a class with no answer yet keeps the base draw); a person's draw never shrinks
+    below a candidate of the previous set that has an answer.
+    """
+    from pipelines.data.answers import read_answers
 
     evaluation = settings.evaluation
+    target = evaluation.labels_per_class
     folder = folders.folder("informativity_candidates")
-    rows, images = [], []
-    progress = Progress(len(sources), "candidates", log=log, unit="checkpoints")
-    for index, (dim, epoch, path) in enumerate(sources):
-        embeddings, keys = embeddings_of(folders, dim, "val")
-        chosen = sounds_per_class(keys, evaluation.candidate_sounds_per_class, settings.seed)
-        generated = generate(
-            load_generator(path, dim, device),
-            embeddings[chosen],
-            evaluation.candidate_samples,
-            seed=settings.seed + index,
-            device=device,
-        )  # (S, samples, 96, 96, 3)
-        for position, row in enumerate(chosen):
-            for sample in range(evaluation.candidate_samples):
-                rows.append(
-                    {
-                        "class_name": keys.class_name[row],
-                        "clip_id": keys.clip_id[row],
-                        "segment": int(keys.segment[row]),
-                        "dim": dim,
-                        "epoch": epoch,
-                        "checkpoint": str(path.relative_to(folders.folder(f"gan_{dim}").parent)),
-                        "sample": sample,
-                    }
-                )
-                images.append(generated[position, sample])
-        progress.advance()
+    by_dim: dict[int, list[tuple[int, Path]]] = {}
+    for dim, epoch, path in sources:
+        by_dim.setdefault(dim, []).append((epoch, path))
+    pool = _SoundPool(folders, list(by_dim), settings.seed)
+    checkpoints_available = max(len(found) for found in by_dim.values())
+    draws = {
+        name: ClassDraw(
+            sounds=min(evaluation.candidate_sounds_per_class or len(order), len(order)),
+            sounds_available=len(order),
+            checkpoints=min(evaluation.checkpoints_per_dim, checkpoints_available),
+            checkpoints_available=checkpoints_available,
+        )
+        for name, order in pool.sounds.items()
+    }
+    oracle, answers, metadata = None, {}, {}
+    if evaluation.labels == "oracle":
+        oracle, real = fit_oracle(folders, settings)
+        log(f"demo oracle on the real test frames: {real}")
+        write_json_atomic(folder / "oracle.json", real)
+        metadata.update({f"oracle_real_test_{k}": v for k, v in real.items()})
+    else:
+        (folder / "oracle.json").unlink(missing_ok=True)  # an earlier oracle draw's
+        answers = read_answers(book_path) if book_path is not None else {}
+        _keep_answered(folder / "candidates.parquet", answers, draws, pool, by_dim)
 
-    order = labelling_order(len(rows), settings.seed)
-    table = pd.DataFrame([rows[i] for i in order])
-    stacked = np.stack([images[i] for i in order])  # (N, 96, 96, 3)
-    table.insert(0, "candidate_id", [f"c{i:06d}" for i in range(len(table))])
-    table.insert(1, "image", [f"images/{cid}.png" for cid in table.candidate_id])
+    made = _CandidateImages(folders, settings, by_dim, pool, device, oracle)
+    for round_ in itertools.count(1):
+        made.extend(draws, log, round_)
+        for name, draw in draws.items():
+            if draw.done:
+                continue
+            rows = made.table(name)
+            draw.candidates = len(rows)
+            if oracle is not None:
+                labels = (rows.margin >= evaluation.oracle_margin).astype(int)
+                pairs = balanced_pairs(rows.assign(label=labels))
+                draw.expected_pairs = float(pairs)
+                draw.estimate = f"{pairs} pairs from {int(labels.sum())} informative of {len(rows)} (oracle)"
+            else:
+                rows = rows.assign(answer=[answers.get(h, {}).get("label") for h in rows.sha256])
+                draw.expected_pairs, draw.estimate = expected_pairs_from_answers(rows)
+            if draw.expected_pairs is None or draw.expected_pairs >= target:
+                draw.done = True
+            elif not draw.grow(target):
+                draw.done = draw.exhausted = True
+        if all(draw.done for draw in draws.values()):
+            break
+
+    table, stacked = made.result()
     hashes = []
     (folder / "images").mkdir(exist_ok=True)
     for path in (folder / "images").glob("*.png"):  # an earlier candidate set's images
@@ -178,20 +232,182 @@ def generate_candidates(
             stream.write(data)
         hashes.append(sha256_bytes(data))
     table["sha256"] = hashes
+    table = table[[*COLUMNS, *(["margin"] if oracle is not None else [])]]
     with atomic_open(folder / "images.npy") as stream:
         np.save(stream, stacked)
     write_parquet_atomic(folder / "candidates.parquet", table)
+    write_json_atomic(folder / "draws.json", {name: draw.record() for name, draw in draws.items()})
 
     per_source = table.groupby(["dim", "epoch"]).size().rename("candidates").reset_index()
-    metadata = {
+    drawn = pd.DataFrame(
+        [
+            {
+                "class": settings.classes.get(name, name),
+                "sounds": f"{d.sounds}/{d.sounds_available}",
+                "checkpoints per dim": f"{d.checkpoints}/{d.checkpoints_available}",
+                "candidates": d.candidates,
+                "pairs (expected)": "-" if d.expected_pairs is None else round(d.expected_pairs, 1),
+                "estimate": d.estimate,
+                "pool exhausted": d.exhausted,
+            }
+            for name, d in draws.items()
+        ]
+    )
+    metadata |= {
         "candidates": len(table),
-        "sources": len(sources),
+        "sources": len(per_source),
         "per_source": markdown_table(per_source),
         "per_class": table.class_name.value_counts().sort_index().to_dict(),
+        "draws": markdown_table(drawn),
+        "pool_exhausted": sorted(name for name, d in draws.items() if d.exhausted),
+        "growth_rounds": round_,
         "examples": png_markdown(_examples_grid(table, stacked, settings.classes), "candidates"),
         "device": device,
     }
-    return StepOutput(files=[folder / "candidates.parquet", folder / "images.npy"], metadata=metadata)
+    files = [folder / "candidates.parquet", folder / "images.npy", folder / "draws.json"]
+    return StepOutput(
+        files=files + ([folder / "oracle.json"] if oracle is not None else []), metadata=metadata
+    )
+
+
+class _SoundPool:
+    """The validation sounds of every candidate dim: per class in draw order (`sound_order`, from the first
+    dim's keys) as (clip_id, segment), and each dim's embedding row of each sound."""
+
+    def __init__(self, folders: ArtifactFolders, dims: list[int], seed: int) -> None:
+        self.embeddings, self.rows = {}, {}
+        for dim in dims:
+            embeddings, keys = embeddings_of(folders, dim, "val")
+            self.embeddings[dim] = embeddings
+            self.rows[dim] = {
+                (c, int(g)): i for i, (c, g) in enumerate(zip(keys.clip_id, keys.segment, strict=True))
+            }
+            if dim == dims[0]:
+                self.sounds = {
+                    name: [(keys.clip_id[i], int(keys.segment[i])) for i in order]
+                    for name, order in sound_order(keys, seed).items()
+                }
+        for dim in dims[1:]:
+            missing = set(self.rows[dims[0]]) - set(self.rows[dim])
+            if missing:
+                raise StepError(
+                    f"audio_embeddings_{dim} lacks {len(missing)} validation sounds that audio_embeddings_{dims[0]} "
+                    f"has (e.g. {sorted(missing)[0]}): materialize audio_embeddings_{dim} again"
+                )
+
+
+def _keep_answered(
+    table_path: Path, answers: dict, draws: dict[str, ClassDraw], pool: _SoundPool, by_dim: dict
+) -> None:
+    """A person's draw never shrinks: each class draws at least up to the last sound and checkpoint (in
+    today's orders) of any candidate of the previous set that has an answer."""
+    if not table_path.is_file() or not answers:
+        return
+    previous = pd.read_parquet(table_path)
+    previous = previous[previous.sha256.isin(list(answers))]
+    ranks = {(dim, epoch): rank for dim, found in by_dim.items() for rank, (epoch, _) in enumerate(found)}
+    for name, rows in previous.groupby("class_name"):
+        if name not in draws:
+            continue
+        sound_rank = {sound: rank for rank, sound in enumerate(pool.sounds[name])}
+        sounds = [sound_rank.get((c, int(g)), -1) for c, g in zip(rows.clip_id, rows.segment, strict=True)]
+        checkpoints = [ranks.get((int(d), int(e)), -1) for d, e in zip(rows.dim, rows.epoch, strict=True)]
+        draw = draws[name]
+        draw.sounds = max(draw.sounds, max(sounds) + 1)
+        draw.checkpoints = max(draw.checkpoints, max(checkpoints) + 1)
+
+
+class _CandidateImages:
+    """The candidates made so far, keyed by digest, extended as draws grow: each (checkpoint, class) pair's
+    images in sound order x sample, generated in fixed batches (`candidate_batch`) at fixed positions with a
+    seed per image, so drawing more never changes an image already made (nor what a re-run makes)."""
+
+    def __init__(self, folders, settings, by_dim, pool: _SoundPool, device: str, oracle) -> None:
+        self.folders, self.seed, self.samples = folders, settings.seed, settings.evaluation.candidate_samples
+        self.by_dim, self.pool, self.device, self.oracle = by_dim, pool, device, oracle
+        self.batch = candidate_batch(device)
+        self.made: dict[tuple[int, int, str], int] = {}  # (dim, checkpoint rank, class) -> images made
+        self.rows: dict[str, list[dict]] = {name: [] for name in pool.sounds}
+        self.images: dict[str, list[np.ndarray]] = {name: [] for name in pool.sounds}
+
+    def extend(self, draws: dict[str, ClassDraw], log: Log, round_: int) -> None:
+        from s2i_models.translate import generate, load_generator
+
+        work = [
+            (dim, rank, epoch, path)
+            for dim, found in self.by_dim.items()
+            for rank, (epoch, path) in enumerate(found)
+            if any(self._missing(dim, rank, name, draw) for name, draw in draws.items())
+        ]
+        progress = Progress(len(work), f"candidates (round {round_})", log=log, unit="checkpoints")
+        for dim, rank, epoch, path in work:
+            generator = load_generator(path, dim, self.device)
+            checkpoint = str(path.relative_to(self.folders.folder(f"gan_{dim}").parent))
+            for name, draw in draws.items():
+                if not self._missing(dim, rank, name, draw):
+                    continue
+                done, wanted = self.made.get((dim, rank, name), 0), draw.sounds * self.samples
+                start = done - done % self.batch  # a partial batch is made again, whole, at its positions
+                sounds = [self.pool.sounds[name][i // self.samples] for i in range(start, wanted)]
+                rows = [
+                    {
+                        "class_name": name,
+                        "clip_id": clip_id,
+                        "segment": segment,
+                        "dim": dim,
+                        "epoch": epoch,
+                        "checkpoint": checkpoint,
+                        "sample": i % self.samples,
+                        "digest": candidate_digest(self.seed, dim, epoch, clip_id, segment, i % self.samples),
+                    }
+                    for i, (clip_id, segment) in zip(range(start, wanted), sounds, strict=True)
+                ]
+                embeddings = self.pool.embeddings[dim][[self.pool.rows[dim][sound] for sound in sounds]]
+                seeds = np.array([[image_seed(row["digest"])] for row in rows], dtype=np.int64)
+                images = generate(
+                    generator, embeddings, 1, device=self.device, batch_size=self.batch, seeds=seeds
+                )[done - start :, 0]  # (new, 96, 96, 3)
+                rows = rows[done - start :]
+                if self.oracle is not None:
+                    for row, margin in zip(
+                        rows, self.oracle.margins(images, [name] * len(images)), strict=True
+                    ):
+                        row["margin"] = float(margin)
+                self.rows[name] += rows
+                self.images[name] += list(images)
+                self.made[(dim, rank, name)] = wanted
+            progress.advance()
+
+    def _missing(self, dim: int, rank: int, name: str, draw: ClassDraw) -> bool:
+        return rank < draw.checkpoints and self.made.get((dim, rank, name), 0) < draw.sounds * self.samples
+
+    def table(self, name: str) -> pd.DataFrame:
+        """One class's candidates so far (with `source`, and `sha256` of their PNG when a person labels)."""
+        rows = pd.DataFrame(self.rows[name])
+        rows["source"] = [f"gan_{d}@{e}" for d, e in zip(rows.dim, rows.epoch, strict=True)]
+        if self.oracle is None:
+            self._hash(name)
+            rows["sha256"] = [row["sha256"] for row in self.rows[name]]
+        return rows
+
+    def _hash(self, name: str) -> None:
+        for row, image in zip(self.rows[name], self.images[name], strict=True):
+            if "sha256" not in row:
+                row["sha256"] = sha256_bytes(png_bytes(image))
+
+    def result(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """Every candidate in labelling order (by candidate_id), and their images (N, 96, 96, 3) in that order."""
+        rows = [row for name in sorted(self.rows) for row in self.rows[name]]
+        images = [image for name in sorted(self.rows) for image in self.images[name]]
+        order = sorted(range(len(rows)), key=lambda i: rows[i]["digest"])
+        table = pd.DataFrame([rows[i] for i in order])
+        table.insert(0, "candidate_id", [candidate_id(d) for d in table.pop("digest")])
+        table.insert(1, "image", [f"images/{cid}.png" for cid in table.candidate_id])
+        if not table.candidate_id.is_unique:
+            raise RuntimeError(
+                "informativity_candidates: two candidates share an id (a digest prefix collision)"
+            )
+        return table, np.stack([images[i] for i in order])
 
 
 def _examples_grid(table: pd.DataFrame, images: np.ndarray, classes: dict, per_row: int = 6) -> bytes:
@@ -213,7 +429,6 @@ def label_candidates(
     below `min_labels_per_class` is a `StepError` that says what to do.
     """
     from pipelines.data.answers import AnswerBook
-    from pipelines.data.demo.oracle import fit_demo_oracle
 
     evaluation = settings.evaluation
     candidates_folder = folders.folder("informativity_candidates")
@@ -231,16 +446,15 @@ def label_candidates(
                 "synthetic scenes, not a judge of real pictures. For results to compare with the paper's, set "
                 "`labels: person` and label with `s2i label`."
             )
-        train, test = load_shards(folders, "train"), load_shards(folders, "test")
-        oracle = fit_demo_oracle(
-            train.frames,
-            [m["class_name"] for m in train.meta],
-            margin=evaluation.oracle_margin,
-            seed=settings.seed,
-        )
-        real = oracle.evaluate(test.frames, [m["class_name"] for m in test.meta])
+        stored = candidates_folder / "oracle.json"
+        if (
+            "margin" in table and stored.is_file()
+        ):  # judged as they were drawn: the same oracle, not fitted again
+            real = json.loads(stored.read_text())
+        else:  # candidates drawn for a person
+            oracle, real = fit_oracle(folders, settings)
+            table["margin"] = oracle.margins(np.asarray(images), table.class_name.tolist())
         log(f"demo oracle on the real test frames: {real}")
-        table["margin"] = oracle.margins(np.asarray(images), table.class_name.tolist())
         table["label"] = (table.margin >= evaluation.oracle_margin).astype(np.int64)
         metadata.update({f"oracle_real_test_{k}": v for k, v in real.items()})
     else:
@@ -260,17 +474,26 @@ def label_candidates(
     )
     chosen = balanced_selection(table, evaluation.labels_per_class, settings.seed)
     pairs = (chosen.label == 1).groupby(chosen.class_name).sum().reindex(settings.class_names, fill_value=0)
+    draws_path = candidates_folder / "draws.json"
+    draws = json.loads(draws_path.read_text()) if draws_path.is_file() else {}
+    exhausted = {name for name, draw in draws.items() if draw.get("exhausted")}
     short = available[pairs < evaluation.min_labels_per_class]
     if len(short):
         detail = ", ".join(
             f"{name}: {row[1]} informative / {row[0]} not, {pairs[name]} of each from the same models"
             for name, row in short.iterrows()
         )
-        what_to_do = (
-            "label more with `s2i label` (it shows progress per class), then materialize informativity_labels again"
-            if evaluation.labels == "person"
-            else "add candidates (evaluation.checkpoints_per_dim, candidate_samples) or train the GANs longer"
-        )
+        if evaluation.labels == "person":
+            what_to_do = "label more with `s2i label` (it shows progress per class), then materialize informativity_labels again"
+        elif set(short.index) <= exhausted:
+            what_to_do = (
+                "pool exhausted (every validation sound and checkpoint drawn): add models (evaluation.candidate_dims) "
+                "or train the GANs longer"
+            )
+        else:
+            what_to_do = (
+                "add candidates (evaluation.checkpoints_per_dim, candidate_samples) or train the GANs longer"
+            )
         raise StepError(
             f"informativity_labels: need at least {evaluation.min_labels_per_class} informative and as many "
             f"non-informative images per class, as many of each from every model; have {detail}. {what_to_do}."
@@ -281,6 +504,7 @@ def label_candidates(
         evaluation.labels_per_class,
         settings.class_names,
         unlabelled if unlabelled or evaluation.labels == "person" else None,
+        exhausted=exhausted,
     )
     for message in shortfall.values():
         warn(f"informativity_labels: {message}")
