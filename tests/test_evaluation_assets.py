@@ -215,19 +215,27 @@ def test_new_gan_materialization_requests_its_evaluation_and_the_report():
     assert first.get_num_requested(AssetKey("informativity_512")) == 0  # nothing new since the first look
 
 
-def test_demo_oracle_on_real_demo_frames(trained):
+def test_demo_oracle_on_real_demo_frames(trained, tmp_path, monkeypatch):
     from pipelines.assets.training import load_shards
-    from pipelines.data.demo.oracle import fit_demo_oracle
+    from pipelines.data.demo import oracle as oracle_module
+    from pipelines.data.demo.oracle import NONE, load_or_fit_demo_oracle
     from pipelines.resources import ArtifactStore
 
     _profile, data, _result = trained
     store = ArtifactStore(root=str(data))
     train, test = load_shards(store, "train"), load_shards(store, "test")
-    oracle = fit_demo_oracle(train.frames, [m["class_name"] for m in train.meta], seed=0)
-    real = oracle.evaluate(test.frames, [m["class_name"] for m in test.meta])
-    assert real["top_answer_accuracy"] >= 0.9 and real["informative_share"] >= 0.8
-    # A real frame shown with the wrong class, and noise, are not informative.
+    train_names = [m["class_name"] for m in train.meta]
+    cache = tmp_path / "demo_oracle.npz"
+    oracle = load_or_fit_demo_oracle(cache, train.frames, train_names, margin=0.5, seed=0)
+    assert oracle.answers == [*sorted(set(train_names)), NONE]
     names = [m["class_name"] for m in test.meta]
+    real = oracle.evaluate(test.frames, names)
+    assert real["top_answer_accuracy"] >= 0.9 and real["informative_share"] >= 0.8
+    # Fitted once: a second step with the same shards, seed and margin loads it.
+    monkeypatch.setattr(oracle_module, "fit_demo_oracle", lambda *a, **k: pytest.fail("fitted again"))
+    again = load_or_fit_demo_oracle(cache, train.frames, train_names, margin=0.5, seed=0)
+    assert np.array_equal(again.margins(test.frames, names), oracle.margins(test.frames, names))
+    # A real frame shown with the wrong class, and noise, are not informative.
     wrong = [next(n for n in oracle.answers[:-1] if n != name) for name in names]
     assert oracle.informative(test.frames, wrong).mean() <= 0.1
     noise = np.random.default_rng(0).integers(0, 256, (len(names), 96, 96, 3), dtype=np.uint8)

@@ -130,14 +130,20 @@ def embeddings_of(folders: ArtifactFolders, dim: int, split: str) -> tuple[np.nd
 
 
 def fit_oracle(folders: ArtifactFolders, settings: Profile) -> tuple[Any, dict[str, float]]:
-    """The demo's stand-in for a person (`labels: oracle`), fitted on the real training frames with the
-    profile's seed, and how it judges the real test frames (top answer right; informative)."""
-    from pipelines.data.demo.oracle import fit_demo_oracle
+    """The demo's stand-in for a person (`labels: oracle`, pipelines/data/demo/oracle.py: it judges the object,
+    not the background), fitted with the profile's seed, and how it judges the real test frames (top answer
+    right; informative)."""
+    from pipelines.data.demo.oracle import load_or_fit_demo_oracle
 
     margin = settings.evaluation.oracle_margin
     train, test = load_shards(folders, "train"), load_shards(folders, "test")
-    oracle = fit_demo_oracle(
-        train.frames, [m["class_name"] for m in train.meta], margin=margin, seed=settings.seed
+    # Fitted once (about 20 s of CPU) and reused by every step that judges while its inputs stay the same.
+    oracle = load_or_fit_demo_oracle(
+        folders.folder("informativity_candidates") / "demo_oracle.npz",
+        train.frames,
+        [m["class_name"] for m in train.meta],
+        margin=margin,
+        seed=settings.seed,
     )
     # margin > 0: the class beats every other answer; >= margin: informative.
     real = oracle.margins(test.frames, [m["class_name"] for m in test.meta])

@@ -10,6 +10,11 @@ picture extraction would make of it. Options:
   same frame size, at the same time), e.g. a dog on a blanket; B may be the class itself;
 - `size`, `pitch`, `frame_size`: fix the object's extent, the pitch (hue) or the frame's (width, height).
 
+`render_layers(class_name, n, rng)` renders such moments as layers instead (the background, and the object
+alone over black and over white; one extraction of the three, in torch), and `composite` puts the object on
+any background from them in numpy, close to what `background_class=` renders: a cheap way to make thousands of
+pictures of objects on other backgrounds (the demo oracle's training set).
+
 What is object and what is background, per class (see pipelines.data.demo.scenes):
 
 - baby_cry: object the face (ears, eyes, tears, cheeks, mouth); background the striped blanket;
