@@ -119,7 +119,17 @@ class ShardSettings(_Strict):
 Precision = Literal["fp32", "bf16", "fp16"]
 
 
-class AutoencoderSettings(_Strict):
+class SpeedSettings(_Strict):
+    """How a training step runs, not what it computes (s2i_models/train/fast_step.py): not in fingerprints, and
+    a run resumes across them. `graphed` captures the whole step as CUDA graphs (plain on a CPU);
+    `channels_last` and fused SGD help on a GPU and are slower on a CPU."""
+
+    step: Literal["plain", "graphed"] = "plain"
+    memory_format: Literal["contiguous", "channels_last"] = "contiguous"
+    sgd: Literal["default", "foreach", "fused"] = "default"
+
+
+class AutoencoderSettings(SpeedSettings):
     """The audio autoencoder (SPEC §4): MSE, SGD lr 0.05, momentum 0.9, batch 64."""
 
     width: float = Field(1.0, gt=0, le=4)  # channel multiplier: 1.0 is the paper's network
@@ -129,12 +139,13 @@ class AutoencoderSettings(_Strict):
     momentum: float = Field(0.9, ge=0, lt=1)
     checkpoint_every: int = Field(10, ge=1)
     precision: Precision = "fp32"
+    compile: bool = False  # torch.compile the network (a GPU's launch overhead); same math
     # "authors": no training; `autoencoder_{dim}` is the authors' released autoencoder of that size
     # (from `authors_models`), so a GAN sweep starts from the paper's own embeddings.
     pretrained: Literal["none", "authors"] = "none"
 
 
-class GanSettings(_Strict):
+class GanSettings(SpeedSettings):
     """The conditional GAN (SPEC §4, Algorithm 1): G and D SGD lr 0.1, momentum 0.5, batch 64, lambda 0.1."""
 
     generator: Literal["dense", "sequential"] = "dense"

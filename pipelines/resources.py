@@ -53,7 +53,7 @@ class TorchDevice(ConfigurableResource):
 
         if self._choice is None:
             who = (
-                f"{context.asset_key.to_user_string()} (run {context.run_id[:8]})"
+                f"{context.asset_key.to_user_string()} (run {context.run.run_id[:8]})"
                 if context is not None
                 else ""
             )

@@ -53,7 +53,9 @@ class MovingAverageAdversarial:
     `available` ones and the divisor is 1 + available (epoch 1: the batch loss itself). Dividing by k
     instead would shrink both the value and the gradient of the first epochs for no reason.
 
-    Call `end_epoch(mean of the epoch's Eq. 4 batch losses)` after every epoch.
+    Call `end_epoch(mean of the epoch's Eq. 4 batch losses)` after every epoch. A captured training step
+    cannot call this (Python numbers would be frozen in the graph): it computes (L_batch + previous_total)
+    / divisor from two device tensors refreshed each epoch (s2i_models/train/fast_step.py), the same value.
     """
 
     def __init__(self, k: int) -> None:
@@ -66,8 +68,13 @@ class MovingAverageAdversarial:
     def divisor(self) -> int:
         return 1 + len(self.previous)
 
+    @property
+    def previous_total(self) -> float:
+        """The sum of the previous epochs' means (0.0 in epoch 1)."""
+        return float(sum(self.previous))
+
     def __call__(self, batch_loss: torch.Tensor) -> torch.Tensor:
-        return (batch_loss + sum(self.previous)) / self.divisor
+        return (batch_loss + self.previous_total) / self.divisor
 
     def end_epoch(self, epoch_mean: float) -> None:
         if self.k > 1:

@@ -9,7 +9,7 @@ source: {kind: demo, clips_per_class: 6}
 splits: {train: 10, val: 3, test: 3}
 shards: {samples_per_shard: 16}
 autoencoder: {width: 0.0625, epochs: 2, batch_size: 16, checkpoint_every: 1}
-gan: {width: 0.0625, epochs: 3, batch_size: 16, discriminator_every: 2, checkpoint_every: 1}
+gan: {width: 0.0625, epochs: 3, batch_size: 16, discriminator_every: 2, checkpoint_every: 1, collapse_check: warn}
 """
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pandas as pd
-from dagster import materialize
+from dagster import AssetCheckSeverity, materialize
 
 from pipelines.assets.training import DIMS
 from pipelines.definitions import all_assets, all_checks, defs
@@ -18,9 +18,13 @@ def metadata_of(result, key: str) -> dict:
 def test_models_materialize_with_checks(trained):
     _profile, data, result = trained
     assert result.success
-    checks = {c.asset_key.to_user_string(): c for c in result.get_asset_check_evaluations()}
+    checks = {(c.asset_key.to_user_string(), c.check_name): c for c in result.get_asset_check_evaluations()}
+    learned = checks.pop(("gan_128", "learned_not_collapsed"))
     for key in MODELS:
-        assert checks[key].passed, key
+        assert [c.passed for (asset, _), c in checks.items() if asset == key] == [True], key
+    # Three epochs are too few to learn: the tiny profile's `collapse_check: warn` reports it without stopping.
+    assert learned.severity == AssetCheckSeverity.WARN
+    assert {"sound_spread", "loss_ratio", "mean_image_pixel_loss"} <= set(learned.metadata)
 
     ae = metadata_of(result, "autoencoder_128")
     assert ae["epochs"] == 2 and ae["loss_curve"].startswith("![") and ae["reconstructions"].startswith("![")

@@ -101,7 +101,9 @@ def load_stats(folders: ArtifactFolders) -> dict:
 
 def work_dir(folder: Path, settings: dict) -> Path:
     """Where training state lives; every other settings key's state is removed once this one finishes."""
-    key = fingerprint("work", {k: v for k, v in settings.items() if k not in ("epochs", "compile")}, {})
+    from s2i_models.train import RUN_OPTIONS
+
+    key = fingerprint("work", {k: v for k, v in settings.items() if k not in RUN_OPTIONS}, {})
     return folder / "train" / key
 
 
@@ -127,6 +129,10 @@ def autoencoder_config(settings: Profile, dim: int) -> AutoencoderConfig:
         momentum=ae.momentum,
         checkpoint_every=ae.checkpoint_every,
         precision=ae.precision,
+        compile=ae.compile,
+        step=ae.step,
+        memory_format=ae.memory_format,
+        sgd=ae.sgd,
         seed=settings.seed,
     )
 
@@ -150,6 +156,9 @@ def gan_config(settings: Profile, dim: int) -> GanConfig:
         checkpoint_every=gan.checkpoint_every,
         precision=gan.precision,
         compile=gan.compile,
+        step=gan.step,
+        memory_format=gan.memory_format,
+        sgd=gan.sgd,
         seed=settings.seed,
     )
 
@@ -487,6 +496,8 @@ def train_gan_step(
     drop_other_work_dirs(folder, run_dir)
     history = pd.DataFrame(result.history)
     write_parquet_atomic(folder / "history.parquet", history)
+    # What always drawing the training set's mean image would score: the collapse check's yardstick.
+    baseline = mean_image_loss_of(folders, "train")
 
     grid = generated_grid(folders, embeddings_key, result.final_checkpoint, config, settings, device)
     (folder / "generated_val.png").write_bytes(grid)
@@ -494,6 +505,7 @@ def train_gan_step(
     metadata = {
         **history_metadata(history, ["pixel_loss", "adversarial_batch_loss", "discriminator_loss"]),
         "checkpoints": len(result.checkpoints),
+        "mean_image_pixel_loss": round(baseline, 5),
         "resumed_from_epoch": result.resumed_from or 0,
         "device": device,
         "pixel_loss_curve": png_markdown(
@@ -530,8 +542,20 @@ def train_gan_step(
     return StepOutput(
         files=[*result.checkpoints, folder / "history.parquet", folder / "generated_val.png"],
         metadata=metadata,
-        manifest={"checkpoints": [str(p.relative_to(folder)) for p in result.checkpoints]},
+        manifest={
+            "checkpoints": [str(p.relative_to(folder)) for p in result.checkpoints],
+            "mean_image_pixel_loss": baseline,
+        },
     )
+
+
+def mean_image_loss_of(folders: ArtifactFolders, split: str) -> float:
+    """The pixel loss of always drawing `split`'s mean frame, read one shard at a time."""
+    from pipelines.data.shards import current_shards
+    from s2i_models.collapse import mean_image_loss
+
+    paths = current_shards(folders.folder("shards")).paths(split)
+    return mean_image_loss(load_split([path]).frames for path in paths)
 
 
 def _fine_tuning(
@@ -654,6 +678,43 @@ def check_gan(folders: ArtifactFolders, dim: int) -> CheckOutcome:
         )
     return CheckOutcome(
         passed=not problems, metadata={"problems": problems[:20], "output_shape": list(shape)}
+    )
+
+
+SPREAD_SOUNDS = 256  # test sounds translated for the spread (evenly over the split): enough for a stable figure
+
+
+def check_gan_learned(folders: ArtifactFolders, dim: int) -> CheckOutcome:
+    """The final generator did not collapse: its translations of different test sounds differ (spread against
+    the real test frames') and its pixel loss ends clearly below that of always drawing the mean image."""
+    from s2i_models.collapse import CollapseVerdict, final_pixel_loss, sound_spread
+    from s2i_models.translate import load_generator
+
+    folder = folders.folder(f"gan_{dim}")
+    manifest = read_manifest(folder)
+    history = pd.read_parquet(folder / "history.parquet")
+    baseline = manifest.data.get("mean_image_pixel_loss")
+    if baseline is None:  # a GAN trained before the check existed
+        baseline = mean_image_loss_of(folders, "train")
+    embeddings = np.load(folders.folder(f"audio_embeddings_{dim}") / "test.npy")
+    picks = np.unique(np.linspace(0, len(embeddings) - 1, min(SPREAD_SOUNDS, len(embeddings))).astype(int))
+    real = load_shards(folders, "test").frames[picks]
+    generator = load_generator(folder / manifest.data["checkpoints"][-1], dim)
+    verdict = CollapseVerdict(
+        pixel_loss=final_pixel_loss(history.pixel_loss.tolist()),
+        mean_image_loss=float(baseline),
+        sound_spread=sound_spread(generator, embeddings[picks], real),
+    )
+    return CheckOutcome(
+        passed=not verdict.collapsed,
+        metadata={
+            "problems": verdict.problems,
+            "final_pixel_loss": round(verdict.pixel_loss, 5),
+            "mean_image_pixel_loss": round(verdict.mean_image_loss, 5),
+            "loss_ratio": round(verdict.loss_ratio, 3),
+            "sound_spread": round(verdict.sound_spread, 3),
+            "test_sounds": len(picks),
+        },
     )
 
 

@@ -1,5 +1,8 @@
 """Training loops (paper §4.3, Algorithm 1) and what they share: results, precision, resumable state.
 
+How a training step runs (plain or as CUDA graphs, the memory format, SGD's implementation; losses summed on
+the device and read once an epoch) is fast_step.py's `GanStep` and `AutoencoderStep`.
+
 Determinism: on the CPU the loops run under `torch.use_deterministic_algorithms(True)` (restored after), so
 the same seed gives bit-identical weights, and a run killed after epoch E and resumed gives the weights of
 an uninterrupted run (same torch build and thread count). On CUDA they enable cudnn.benchmark instead:
@@ -54,12 +57,15 @@ def check_choice(owner: str, name: str, value: Any, choices: Iterable[str]) -> N
         raise ValueError(f"{owner}: {name} must be one of {', '.join(choices)}, got {value!r}")
 
 
-# Settings that change how long or how fast a run goes, not what it computes: a run may resume across them.
-RUN_OPTIONS = ("epochs", "compile")
+# Settings that change how fast a run goes, not what it computes (beyond float rounding): torch.compile, the
+# step as CUDA graphs, the memory format, the SGD implementation (s2i_models/train/fast_step.py).
+SPEED_OPTIONS = ("compile", "step", "memory_format", "sgd")
+# ... and with `epochs`, the settings a run may resume across.
+RUN_OPTIONS = ("epochs", *SPEED_OPTIONS)
 
 
 def check_same_config(saved: dict, config: Any, path: Path) -> None:
-    """Resuming is allowed when only `epochs` (or `compile`) changed; otherwise say which fields differ."""
+    """Resuming is allowed when only `epochs` or speed options changed; otherwise say which fields differ."""
     current = asdict(config)
     differing = [
         f"{name}: {saved.get(name)!r} -> {current.get(name)!r}"
@@ -69,7 +75,8 @@ def check_same_config(saved: dict, config: Any, path: Path) -> None:
     if differing:
         raise ValueError(
             f"cannot resume from {path}: it was trained with other settings ({'; '.join(differing)}). Only "
-            f"`epochs` may change between runs. Delete {path.parent} to start over, or use another folder."
+            f"`epochs` and the speed options ({', '.join(SPEED_OPTIONS)}) may change between runs. Delete "
+            f"{path.parent} to start over, or use another folder."
         )
 
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from s2i_models.checkpoint import load_checkpoint, remove_stale_temps, save_atomic
 from s2i_models.loaders import InMemoryBatches, ShardStream, spectrogram_batch
@@ -37,6 +38,15 @@ from s2i_models.train import (
     rng_state,
     training_mode,
 )
+from s2i_models.train.fast_step import (
+    MEMORY_FORMATS,
+    SGD_KINDS,
+    STEPS,
+    AutoencoderStep,
+    make_sgd,
+    match_layouts,
+    to_memory_format,
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,11 @@ class AutoencoderConfig:
     checkpoint_every: int = 10  # epochs between resume checkpoints
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler)
     seed: int = 0  # model init, batch order, dropout
+    # Speed options (fast_step.py; a run resumes across them). The defaults are the reference numerics.
+    compile: bool = False  # torch.compile the autoencoder: fused kernels, fewer launches on a GPU
+    step: str = "plain"  # plain | graphed (CUDA graphs of the whole step; on a CPU: plain, with a log line)
+    memory_format: str = "contiguous"  # contiguous | channels_last
+    sgd: str = "default"  # default (torch's choice) | foreach | fused
 
     def __post_init__(self) -> None:
         owner = "AutoencoderConfig"
@@ -61,6 +76,11 @@ class AutoencoderConfig:
         if not 0 <= self.momentum < 1:
             raise ValueError(f"{owner}: momentum must be in [0, 1), got {self.momentum!r}")
         check_choice(owner, "precision", self.precision, PRECISIONS)
+        check_choice(owner, "step", self.step, STEPS)
+        check_choice(owner, "memory_format", self.memory_format, MEMORY_FORMATS)
+        check_choice(owner, "sgd", self.sgd, SGD_KINDS)
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"{owner}: compile must be true or false, got {self.compile!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"{owner}: seed must be an int, got {self.seed!r}")
 
@@ -84,6 +104,20 @@ def _validation_loss(model, val, stats: dict, device: str, precision: str) -> fl
     return float(total / count)
 
 
+def build_training(
+    config: AutoencoderConfig, device: str
+) -> tuple[nn.Module, torch.optim.Optimizer, torch.amp.GradScaler]:
+    """The autoencoder freshly initialised (from torch's current seed) on `device` in the config's memory
+    format, its SGD optimizer and the GradScaler: what `train_autoencoder` trains."""
+    from s2i_models.autoencoder import AudioAutoencoder
+
+    model = to_memory_format(
+        AudioAutoencoder(config.dim, width=config.width).to(device), config.memory_format
+    )
+    optimizer = make_sgd(model.parameters(), config.lr, config.momentum, config.sgd)
+    return model, optimizer, grad_scaler(device, config.precision)
+
+
 def train_autoencoder(
     config: AutoencoderConfig,
     train: InMemoryBatches | ShardStream,
@@ -101,8 +135,6 @@ def train_autoencoder(
     differ from its config); resume=False starts over and overwrites it. History records: epoch,
     train_loss, val_loss (NaN without val), seconds, samples_per_second.
     """
-    from s2i_models.autoencoder import AudioAutoencoder
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir)
@@ -119,9 +151,7 @@ def train_autoencoder(
 
     with training_mode(device):
         torch.manual_seed(config.seed)
-        model = AudioAutoencoder(config.dim, width=config.width).to(device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
-        scaler = grad_scaler(device, config.precision)
+        model, optimizer, scaler = build_training(config, device)
         train.reseed(config.seed)
         history: list[dict] = []
         start, resumed_from = 0, None
@@ -151,21 +181,17 @@ def train_autoencoder(
         bar = epoch_bar(progress, start, config.epochs, f"autoencoder {config.dim}")
         events = EventLog(out_dir, start, "autoencoder")
         model.train()
+        match_layouts(optimizer)
+        # Runs each batch's update, plain or as a CUDA graph; sums the loss on the device.
+        run_step = AutoencoderStep(config, model, optimizer, scaler, stats, device)
         for epoch in range(start + 1, config.epochs + 1):
             clock = Stopwatch(device)
-            total, count = torch.zeros((), device=device), 0
+            run_step.begin_epoch()
+            count = 0
             for batch in batches_with_progress(train, progress, f"epoch {epoch}"):
-                spec = spectrogram_batch(batch["mels"], stats)  # (B, 1, 128, 100)
-                with autocast(device, config.precision):
-                    recon, _ = model(spec)  # (B, 1, 128, 100)
-                loss = autoencoder_loss(spec, recon)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                total += loss.detach() * len(spec)  # summed on the device: no sync per batch
-                count += len(spec)
-            train_loss = float(total / count)
+                run_step(batch)  # queued on the device: no sync per batch
+                count += len(batch["mels"])
+            train_loss = run_step.epoch_mean(count)  # the epoch's one sync
             train_seconds = clock.seconds()
             val_loss = (
                 _validation_loss(model, val, stats, device, config.precision) if val is not None else math.nan

@@ -6,6 +6,8 @@ Per batch (real frames Y, their sounds' embeddings x):
      [Y, Y_hat.detach()] to minimise Eq. 2: MSE(D(Y, x), r_max) + MSE(D(Y_hat, x), r_min).
   3. Update G with D frozen to minimise Eq. 6: pixel MSE (Eq. 3) + lambda * moving-average adversarial
      loss (Eq. 5 of the Eq. 4 batch loss MSE(D(Y_hat, x), r_max)).
+The step itself is `fast_step.GanStep`: plain, or captured as CUDA graphs (`step: graphed`), with its losses
+summed on the device and read once an epoch.
 
 Decisions (the paper is silent):
 - D stays in train mode throughout (dropout on, batch-statistics batch norm), and every forward pass of D
@@ -35,20 +37,14 @@ import torch
 from torch import nn
 
 from s2i_models.checkpoint import load_checkpoint, remove_stale_temps, save_atomic
-from s2i_models.loaders import InMemoryBatches, ShardStream, image_batch
-from s2i_models.losses import (
-    MovingAverageAdversarial,
-    adversarial_batch_loss,
-    discriminator_loss,
-    pixel_loss,
-)
+from s2i_models.loaders import InMemoryBatches, ShardStream
+from s2i_models.losses import MovingAverageAdversarial
 from s2i_models.train import (
     PRECISIONS,
     EventLog,
     OnEpoch,
     Stopwatch,
     TrainResult,
-    autocast,
     batches_with_progress,
     check_choice,
     check_data,
@@ -62,6 +58,15 @@ from s2i_models.train import (
     restore_rng,
     rng_state,
     training_mode,
+)
+from s2i_models.train.fast_step import (
+    MEMORY_FORMATS,
+    SGD_KINDS,
+    STEPS,
+    GanStep,
+    make_sgd,
+    match_layouts,
+    to_memory_format,
 )
 
 CHECKPOINT_NAME = re.compile(r"epoch-(\d{5,})\.pt")
@@ -88,6 +93,11 @@ class GanConfig:
     seed: int = 0  # model init, batch order, dropout
     r_max: float = 1.0  # RC-score target of real images
     r_min: float = -1.0  # RC-score target of synthetic images
+    # Speed options (fast_step.py; a run resumes across them): the step as CUDA graphs, G's and D's tensors
+    # in NHWC order, SGD's implementation. The defaults are the reference numerics.
+    step: str = "plain"  # plain | graphed (CUDA graphs of the whole step; on a CPU: plain, with a log line)
+    memory_format: str = "contiguous"  # contiguous | channels_last
+    sgd: str = "default"  # default (torch's choice) | foreach | fused
 
     def __post_init__(self) -> None:
         owner = "GanConfig"
@@ -106,6 +116,9 @@ class GanConfig:
         check_choice(owner, "generator", self.generator, ("dense", "sequential"))
         check_choice(owner, "discriminator_unit", self.discriminator_unit, ("epoch", "step"))
         check_choice(owner, "precision", self.precision, PRECISIONS)
+        check_choice(owner, "step", self.step, STEPS)
+        check_choice(owner, "memory_format", self.memory_format, MEMORY_FORMATS)
+        check_choice(owner, "sgd", self.sgd, SGD_KINDS)
         if not -1 <= self.r_min < self.r_max <= 1:
             raise ValueError(
                 f"{owner}: need -1 <= r_min < r_max <= 1, got r_min={self.r_min}, r_max={self.r_max}"
@@ -123,6 +136,19 @@ def build_networks(config: GanConfig) -> tuple[nn.Module, nn.Module]:
     return kind(config.dim, width=config.width, mc_dropout=True), Discriminator(
         config.dim, width=config.width
     )
+
+
+def build_training(
+    config: GanConfig, device: str
+) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.Optimizer, torch.amp.GradScaler]:
+    """G and D freshly initialised (from torch's current seed) on `device` in the config's memory format,
+    their SGD optimizers and the GradScaler: what `train_gan` trains (and benchmarks/gpu_sweep.py times)."""
+    generator, discriminator = build_networks(config)
+    generator = to_memory_format(generator.to(device), config.memory_format)
+    discriminator = to_memory_format(discriminator.to(device), config.memory_format)
+    optimizer_g = make_sgd(generator.parameters(), config.lr, config.momentum, config.sgd)
+    optimizer_d = make_sgd(discriminator.parameters(), config.lr, config.momentum, config.sgd)
+    return generator, discriminator, optimizer_g, optimizer_d, grad_scaler(device, config.precision)
 
 
 def updates_discriminator(config: GanConfig, epoch: int, step: int) -> bool:
@@ -219,14 +245,7 @@ def train_gan(
 
     with training_mode(device):
         torch.manual_seed(config.seed)
-        generator, discriminator = build_networks(config)
-        generator, discriminator = generator.to(device), discriminator.to(device)
-        # Forward passes may go through compiled wrappers; weights, optimizers and checkpoints use the modules.
-        run_generator = torch.compile(generator) if config.compile else generator
-        run_discriminator = torch.compile(discriminator) if config.compile else discriminator
-        optimizer_g = torch.optim.SGD(generator.parameters(), lr=config.lr, momentum=config.momentum)
-        optimizer_d = torch.optim.SGD(discriminator.parameters(), lr=config.lr, momentum=config.momentum)
-        scaler = grad_scaler(device, config.precision)
+        generator, discriminator, optimizer_g, optimizer_d, scaler = build_training(config, device)
         moving_average = MovingAverageAdversarial(config.adversarial_average_epochs)
         train.reseed(config.seed)
         history: list[dict] = []
@@ -259,60 +278,27 @@ def train_gan(
         generator.train()
         discriminator.train()
         discriminator.requires_grad_(False)
+        match_layouts(optimizer_g)
+        match_layouts(optimizer_d)
+        # Runs each batch's D and G updates, plain or as CUDA graphs; sums the losses on the device.
+        run_step = GanStep(config, generator, discriminator, optimizer_g, optimizer_d, scaler, device)
         bar = epoch_bar(progress, start, config.epochs, f"GAN {config.dim}")
         for epoch in range(start + 1, config.epochs + 1):
             clock = Stopwatch(device)
-            zero = torch.zeros((), device=device)
-            sums = {"pixel": zero, "adversarial": zero, "moving_average": zero, "generator": zero}
-            d_sum, d_samples, d_updates, count = zero, 0, 0, 0
+            run_step.begin_epoch(moving_average)  # Eq. 5's previous epochs, on the device
+            d_samples, d_updates, count = 0, 0, 0
             for batch in batches_with_progress(train, progress, f"epoch {epoch}"):
                 step += 1
-                real = image_batch(batch["frames"])  # (B, 3, 96, 96)
-                embedding = batch["embeddings"].float()  # (B, dim)
-                size = len(real)
-                pair_embedding = torch.cat([embedding, embedding])  # (2B, dim): real half, synthetic half
-                with autocast(device, config.precision):
-                    fake = run_generator(embedding)  # (B, 3, 96, 96)
-
-                if updates_discriminator(config, epoch, step):
-                    discriminator.requires_grad_(True)
-                    with autocast(device, config.precision):
-                        scores = run_discriminator(torch.cat([real, fake.detach()]), pair_embedding)  # (2B,)
-                    d_loss = discriminator_loss(scores[:size], scores[size:], config.r_max, config.r_min)
-                    optimizer_d.zero_grad(set_to_none=True)
-                    scaler.scale(d_loss).backward()
-                    scaler.step(optimizer_d)
-                    discriminator.requires_grad_(False)
-                    d_sum = d_sum + d_loss.detach() * size
+                update_d = updates_discriminator(config, epoch, step)
+                run_step(batch, update_d)  # queued on the device: no sync per batch
+                size = len(batch["frames"])
+                if update_d:
                     d_samples += size
                     d_updates += 1
-
-                running_stats = [buffer.clone() for buffer in discriminator.buffers()]
-                with autocast(device, config.precision):
-                    scores = run_discriminator(torch.cat([real, fake]), pair_embedding)  # (2B,)
-                adversarial = adversarial_batch_loss(scores[size:], config.r_max)  # Eq. 4
-                averaged = moving_average(adversarial)  # Eq. 5
-                pixels = pixel_loss(real, fake)  # Eq. 3
-                g_loss = pixels + config.adversarial_weight * averaged  # Eq. 6
-                optimizer_g.zero_grad(set_to_none=True)
-                scaler.scale(g_loss).backward()
-                with torch.no_grad():  # after backward: autograd saved the statistics' versions
-                    for buffer, saved in zip(discriminator.buffers(), running_stats, strict=True):
-                        buffer.copy_(saved)  # D is frozen: G's passes leave its running statistics alone
-                scaler.step(optimizer_g)
-                scaler.update()
-
-                for name, value in (
-                    ("pixel", pixels),
-                    ("adversarial", adversarial),
-                    ("moving_average", averaged),
-                    ("generator", g_loss),
-                ):
-                    sums[name] = sums[name] + value.detach() * size  # on the device: no sync per batch
                 count += size
 
-            means = {name: float(total / count) for name, total in sums.items()}
-            d_mean = float(d_sum / d_samples) if d_samples else math.nan
+            means = run_step.epoch_means(count, d_samples)  # the epoch's one sync
+            d_mean = means["discriminator"]
             train_seconds = clock.seconds()
             losses = {
                 "pixel_loss (Eq. 3)": means["pixel"],
