@@ -294,13 +294,27 @@ def test_demo_oracle_candidates_grow_and_their_labels_reuse_its_judgements(train
     assert np.allclose(oracle.margins(images, table.class_name.tolist()), table.margin)
 
     # The tiny chain's GANs trained 3 epochs: the oracle may find (almost) nothing informative in the whole pool.
+    # A class below min_labels_per_class with its pool exhausted is judged never informative (no classifier),
+    # said in a warning and in never_informative.json, instead of stopping the demo.
     exhausted = sorted(name for name, draw in draws.items() if draw["exhausted"])
-    if any(draws[name]["expected_pairs"] < 2 for name in exhausted):  # below min_labels_per_class
-        with pytest.raises(Exception, match="pool exhausted"):
-            materialize(everything, resources=resources, selection=["informativity_labels"])
-        return
-    labels = materialize(everything, resources=resources, selection=["informativity_labels"])
+    labels = materialize(
+        everything, resources=resources, selection=["informativity_labels", "informativity_classifiers"]
+    )
+    assert labels.success
     check = next(c for c in labels.get_asset_check_evaluations() if c.check_name == "labels_reach_target")
     assert check.passed == (not exhausted)
     shortfall = json.loads((data / "informativity_labels" / "shortfall.json").read_text())
     assert sorted(shortfall) == exhausted and all("pool exhausted" in m for m in shortfall.values())
+    never = json.loads((data / "informativity_labels" / "never_informative.json").read_text())
+    kept = pd.read_parquet(data / "informativity_labels" / "labels.parquet")
+    assert set(never) <= set(exhausted) and not set(never) & set(kept.class_name)
+    accuracy = pd.read_parquet(data / "informativity_classifiers" / "accuracy.parquet")
+    assert set(accuracy.class_name[accuracy.split_by == "never informative"]) == set(never)
+    for name in never:  # no classifier file: every picture of the class counts as non-informative
+        assert not (data / "informativity_classifiers" / f"{name}.pt").exists()
+    from pipelines.data.evaluation_steps import load_classifiers
+    from s2i_models.train.classifier import NeverInformative, classify
+
+    judges = load_classifiers(ArtifactFolders(data), settings.class_names, "cpu")
+    for name in never:
+        assert isinstance(judges[name], NeverInformative) and not classify(judges[name], images[:4]).any()

@@ -484,6 +484,18 @@ def label_candidates(
     draws = json.loads(draws_path.read_text()) if draws_path.is_file() else {}
     exhausted = {name for name, draw in draws.items() if draw.get("exhausted")}
     short = available[pairs < evaluation.min_labels_per_class]
+    judged_never = []  # oracle: classes whose whole pool has too few recognisable pictures to train a judge
+    if len(short) and evaluation.labels == "oracle" and set(short.index) <= exhausted:
+        judged_never = sorted(short.index)
+        for name in judged_never:
+            warn(
+                f"informativity_labels: class {name}: {pairs[name]} informative pictures from the same models in "
+                f"the whole pool ({available.loc[name].sum()} candidates), fewer than min_labels_per_class "
+                f"{evaluation.min_labels_per_class}: its GANs draw no recognisable object, so no classifier is "
+                "trained and every translation of its sounds counts as non-informative"
+            )
+        chosen = chosen[~chosen.class_name.isin(judged_never)]
+        short = short.iloc[0:0]
     if len(short):
         detail = ", ".join(
             f"{name}: {row[1]} informative / {row[0]} not, {pairs[name]} of each from the same models"
@@ -515,6 +527,7 @@ def label_candidates(
     for message in shortfall.values():
         warn(f"informativity_labels: {message}")
     write_json_atomic(folder / "shortfall.json", shortfall)
+    write_json_atomic(folder / "never_informative.json", judged_never)
     columns = [
         "candidate_id",
         "class_name",
@@ -529,12 +542,17 @@ def label_candidates(
     columns += ["margin"] if "margin" in chosen else []
     write_parquet_atomic(folder / "labels.parquet", chosen[columns])
 
-    counts = chosen.groupby(["class_name", "label"]).size().unstack(fill_value=0)
+    counts = (
+        chosen.groupby(["class_name", "label"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=[0, 1], fill_value=0)
+    )
     summary = pd.DataFrame(
         {
             "class": [settings.classes.get(n, n) for n in counts.index],
-            "informative": counts.get(1, 0).to_numpy(),
-            "non_informative": counts.get(0, 0).to_numpy(),
+            "informative": counts[1].to_numpy(),
+            "non_informative": counts[0].to_numpy(),
             "candidates informative": [
                 f"{available.loc[n, 1]}/{available.loc[n].sum()}" for n in counts.index
             ],
@@ -551,10 +569,13 @@ def label_candidates(
             },
             "target_reached": not shortfall,
             "shortfall": "\n".join(shortfall.values()) or "none: every class reached its target",
-            "examples": png_markdown(_labelled_grid(chosen, images, settings.classes), "labelled"),
+            "never_informative": ", ".join(judged_never) or "none",
         }
     )
-    return StepOutput(files=[folder / "labels.parquet", folder / "shortfall.json"], metadata=metadata)
+    if len(chosen):
+        metadata["examples"] = png_markdown(_labelled_grid(chosen, images, settings.classes), "labelled")
+    files = [folder / "labels.parquet", folder / "shortfall.json", folder / "never_informative.json"]
+    return StepOutput(files=files, metadata=metadata)
 
 
 def _labelled_grid(chosen: pd.DataFrame, images, classes: dict, count: int = 3) -> bytes:
@@ -597,8 +618,14 @@ def train_informativity_classifiers(
     }
     all_images = np.load(candidates_folder / "images.npy", mmap_mode="r")
     results, histories, files, held_out = [], [], [], []
+    never_path = folders.folder("informativity_labels") / "never_informative.json"
+    never = set(json.loads(never_path.read_text())) if never_path.is_file() else set()
     for name in settings.class_names:
         rows = labels[labels.class_name == name]
+        if name in never:  # no recognisable picture to learn from: judged never informative (no file)
+            results.append({"class_name": name, "images": 0, "split_by": "never informative"})
+            log(f"informativity classifier {name}: none (no informative labels); its pictures count as not")
+            continue
         images = np.stack([all_images[position[cid]] for cid in rows.candidate_id])
         # No sound's translations on both sides of the split, nor a video's when there are enough videos
         # (MIN_VIDEOS_TO_SPLIT) to hold a fifth of them out.
@@ -636,26 +663,35 @@ def train_informativity_classifiers(
         )
     history = pd.DataFrame(histories)
     write_parquet_atomic(folder / "history.parquet", history)
-    write_parquet_atomic(folder / "split.parquet", pd.concat(held_out, ignore_index=True))
+    split = (
+        pd.concat(held_out, ignore_index=True)
+        if held_out
+        else pd.DataFrame(columns=["candidate_id", "held_out"])
+    )
+    write_parquet_atomic(folder / "split.parquet", split)
     table = pd.DataFrame(results)
     write_parquet_atomic(folder / "accuracy.parquet", table)
     files += [folder / "history.parquet", folder / "accuracy.parquet", folder / "split.parquet"]
     curves = {
         settings.classes.get(n, n): rows.test_accuracy.tolist()
-        for n, rows in history.groupby("class_name", sort=False)
+        for n, rows in (history.groupby("class_name", sort=False) if len(history) else [])
     }
     metadata = {
         "accuracy": markdown_table(
             table.assign(class_name=[settings.classes.get(n, n) for n in table.class_name])
         ),
-        **{f"accuracy_{row['class_name']}": row["test_accuracy"] for row in results},
-        "mean_accuracy": round(float(table.test_accuracy.mean()), 4),
+        **{
+            f"accuracy_{row['class_name']}": row["test_accuracy"] for row in results if "test_accuracy" in row
+        },
+        "mean_accuracy": round(float(table.test_accuracy.mean()), 4) if "test_accuracy" in table else None,
         "held_out_accuracy_curves": png_markdown(
             loss_curves_png(
                 list(range(1, config.epochs + 1)), curves, "informativity classifiers: held-out accuracy"
             ),
             "accuracy",
-        ),
+        )
+        if curves
+        else "no classifier trained: every class judged never informative",
         "device": device,
     }
     return StepOutput(files=files, metadata=metadata)
@@ -702,6 +738,9 @@ def convert_authors_classifiers(
 def check_classifiers_beat_chance(folders: ArtifactFolders) -> CheckOutcome:
     """Every class's classifier is right on more held-out images than always giving the commoner label."""
     table = pd.read_parquet(folders.folder("informativity_classifiers") / "accuracy.parquet")
+    if "test_accuracy" not in table:  # every class judged never informative: nothing to beat chance with
+        return CheckOutcome(passed=True, metadata={"not_beating_chance": [], "accuracy": {}})
+    table = table[table.test_accuracy.notna()]  # classes judged never informative have no classifier
     losing = table[table.test_accuracy <= table.chance]
     return CheckOutcome(
         passed=losing.empty,
@@ -715,10 +754,21 @@ def check_classifiers_beat_chance(folders: ArtifactFolders) -> CheckOutcome:
 def load_classifiers(folders: ArtifactFolders, class_names: list[str], device: str) -> dict:
     """The informativity classifiers in `informativity_classifiers/`, by class, on `device`."""
     from s2i_models.checkpoint import load_checkpoint
-    from s2i_models.train.classifier import load_classifier
+    from s2i_models.train.classifier import NeverInformative, load_classifier
 
     folder = folders.folder("informativity_classifiers")
-    return {name: load_classifier(load_checkpoint(folder / f"{name}.pt"), device) for name in class_names}
+    table = pd.read_parquet(folder / "accuracy.parquet") if (folder / "accuracy.parquet").is_file() else None
+    never = (
+        set()
+        if table is None or "split_by" not in table
+        else set(table.class_name[table.split_by == "never informative"])
+    )
+    return {
+        name: NeverInformative()
+        if name in never
+        else load_classifier(load_checkpoint(folder / f"{name}.pt"), device)
+        for name in class_names
+    }
 
 
 # ---- informativity per dim ---------------------------------------------------------------------------------------

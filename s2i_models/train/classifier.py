@@ -69,6 +69,15 @@ def stratified_split(labels: np.ndarray, train_fraction: float, seed: int) -> tu
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
+class NeverInformative(nn.Module):
+    """The judge of a class none of whose candidates was recognisable: every picture is non-informative."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # log-probabilities, (B, 2)
+        out = torch.full((images.shape[0], 2), -30.0, device=images.device)
+        out[:, 0] = 0.0
+        return out
+
+
 @torch.no_grad()
 def classify(model: nn.Module, images: np.ndarray, device: str = "cpu", batch_size: int = 256) -> np.ndarray:
     """(N, 96, 96, 3) uint8 -> (N,) bool: informative (the classifier in eval mode, no dropout)."""
