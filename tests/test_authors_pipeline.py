@@ -235,7 +235,8 @@ def test_the_paper_route_from_the_authors_data_and_networks(tmp_path):
     profile_path.write_text(
         f"base: paper\nsource: {{kind: s2i_data, root: {root}}}\nauthors_models: {models}\nworkers: 1\n"
         "shards: {samples_per_shard: 16}\n"
-        "gan: {width: 0.0625, epochs: 2, batch_size: 5, discriminator_every: 2, checkpoint_every: 1, compile: false}\n"
+        "gan: {width: 0.0625, epochs: 2, batch_size: 5, discriminator_every: 2, checkpoint_every: 1, compile: false,"
+        " collapse_check: warn}\n"
         "evaluation: {window: [1, 2], moving_average_epochs: 2}\n"
     )
     profile = load_profile(str(profile_path))
