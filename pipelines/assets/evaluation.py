@@ -92,7 +92,6 @@ def informativity_candidates(
 ) -> MaterializeResult:
     """Translations of validation sounds by GAN checkpoints (equal numbers each), enough per class for its labels."""
     from pipelines.data.answers import answers_path
-    from pipelines.data.candidates import sha256_bytes
     from pipelines.data.evaluation_steps import candidate_sources, checkpoint_stamp, generate_candidates
 
     settings = profile.load()
@@ -123,12 +122,7 @@ def informativity_candidates(
     }
     # How much each class draws depends on how its candidates are judged: the oracle (fitted on the shards)
     # or a person's answers so far.
-    book_path = answers_path(folders.root)
-    if evaluation.labels == "oracle":
-        inputs["shards"] = upstream_fingerprint(store, "shards")
-        config["oracle_margin"] = evaluation.oracle_margin
-    else:
-        inputs["answers"] = sha256_bytes(book_path.read_bytes()) if book_path.is_file() else "none"
+    book_path = _add_judgement(store, evaluation, answers_path(folders.root), inputs, config)
     folder = store.folder("informativity_candidates")
     expected = fingerprint(CANDIDATES_VERSION, config, inputs)
     if (cached := reuse(context, folder, expected)) is not None:
@@ -154,7 +148,6 @@ def informativity_labels(
 ) -> MaterializeResult:
     """A balanced labelled set per class (informative / not), from a person (`s2i label`) or the demo's oracle."""
     from pipelines.data.answers import answers_path
-    from pipelines.data.candidates import sha256_bytes
     from pipelines.data.evaluation_steps import label_candidates
 
     settings = profile.load()
@@ -165,12 +158,7 @@ def informativity_labels(
         "seed": settings.seed,
         **evaluation.model_dump(mode="json", include={"labels", "labels_per_class", "min_labels_per_class"}),
     }
-    book_path = answers_path(folders.root)
-    if evaluation.labels == "oracle":
-        inputs["shards"] = upstream_fingerprint(store, "shards")
-        config["oracle_margin"] = evaluation.oracle_margin
-    else:
-        inputs["answers"] = sha256_bytes(book_path.read_bytes()) if book_path.is_file() else "none"
+    book_path = _add_judgement(store, evaluation, answers_path(folders.root), inputs, config)
     folder = store.folder("informativity_labels")
     expected = fingerprint(LABELS_VERSION, config, inputs)
     if (cached := reuse(context, folder, expected)) is not None:
@@ -389,3 +377,16 @@ def s2i_report(
             store.artifact_folders(), settings, evaluated, DIMS, device, log=context.log.info
         )
     return materialized(folder, expected, output, settings=config, inputs=inputs, timer=timer)
+
+
+def _add_judgement(store: ArtifactStore, evaluation, book_path, inputs: dict, config: dict):
+    """Into a fingerprint's `inputs` and `config`: what judges the candidates (the oracle, fitted on the shards,
+    and its margin; or the person's answer book by content). Returns the answer book's path."""
+    from pipelines.data.candidates import sha256_bytes
+
+    if evaluation.labels == "oracle":
+        inputs["shards"] = upstream_fingerprint(store, "shards")
+        config["oracle_margin"] = evaluation.oracle_margin
+    else:
+        inputs["answers"] = sha256_bytes(book_path.read_bytes()) if book_path.is_file() else "none"
+    return book_path
