@@ -57,3 +57,16 @@ CPU_OP_TAGS: dict[str, Any] = {
         },
     }
 }
+
+# Which ready step the multiprocess executor starts first when slots are short (Dagster's `dagster/priority` op
+# tag, higher first; 0 by default). An embedding dimension's GAN cannot start before its autoencoder, its
+# embeddings and their checks: running all of those first keeps every slot busy with GANs afterwards, where
+# a GAN started early would leave the last autoencoder, and then its GAN, running alone at the end.
+PRIORITY_TAG = "dagster/priority"
+EMBEDDING_PRIORITY = 2  # autoencoder_{dim}, audio_embeddings_{dim} and their checks
+GAN_PRIORITY = 1  # gan_{dim} and its checks
+
+
+def with_priority(tags: dict[str, Any], priority: int) -> dict[str, Any]:
+    """`tags` plus the executor's priority tag."""
+    return {**tags, PRIORITY_TAG: str(priority)}

@@ -481,11 +481,13 @@ def test_helm_values(dagster_yaml, tmp_path):
 
 
 def test_select_executor(monkeypatch):
-    from dagster import in_process_executor, multiprocess_executor
+    from dagster import in_process_executor
     from dagster_k8s import k8s_job_executor
 
+    from pipelines.executor import preloaded_multiprocess_executor
+
     monkeypatch.delenv("S2I_EXECUTOR", raising=False)
-    assert select_executor() is multiprocess_executor
+    assert select_executor() is preloaded_multiprocess_executor
     assert select_executor("in_process") is in_process_executor
     assert select_executor(" K8s ") is k8s_job_executor
     monkeypatch.setenv("S2I_EXECUTOR", "k8s")

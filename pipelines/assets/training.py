@@ -20,7 +20,7 @@ from dagster import (
 
 from pipelines.assets.common import Timer, check_result, materialized, reuse, upstream_fingerprint
 from pipelines.data.artifact_manifest import fingerprint
-from pipelines.gpu import GPU_OP_TAGS, GPU_POOL
+from pipelines.gpu import EMBEDDING_PRIORITY, GAN_PRIORITY, GPU_OP_TAGS, GPU_POOL, with_priority
 from pipelines.profile import Profile
 from pipelines.resources import ArtifactStore, S2IProfile, TorchDevice
 
@@ -50,7 +50,7 @@ def build_model_assets(dim: int):
         code_version=AUTOENCODER_VERSION,
         deps=["shards", "spectrogram_stats"],
         pool=GPU_POOL,
-        op_tags=GPU_OP_TAGS,
+        op_tags=with_priority(GPU_OP_TAGS, EMBEDDING_PRIORITY),
         kinds={"pytorch"},
     )
     def autoencoder(
@@ -68,7 +68,9 @@ def build_model_assets(dim: int):
         config = autoencoder_config(settings, dim)
         folder = store.folder(autoencoder_key)
         inputs = {key: upstream_fingerprint(store, key) for key in ("shards", "spectrogram_stats")}
-        settings_used = {k: v for k, v in asdict(config).items() if k not in SPEED_OPTIONS}  # speed, not results
+        settings_used = {
+            k: v for k, v in asdict(config).items() if k not in SPEED_OPTIONS
+        }  # speed, not results
         expected = fingerprint(AUTOENCODER_VERSION, settings_used, inputs)
         if (cached := reuse(context, folder, expected)) is not None:
             return cached
@@ -86,7 +88,7 @@ def build_model_assets(dim: int):
         code_version=EMBEDDINGS_VERSION,
         deps=[autoencoder_key, "shards", "spectrogram_stats"],
         pool=GPU_POOL,
-        op_tags=GPU_OP_TAGS,
+        op_tags=with_priority(GPU_OP_TAGS, EMBEDDING_PRIORITY),
         kinds={"pytorch", "numpy"},
     )
     def audio_embeddings(
@@ -113,7 +115,7 @@ def build_model_assets(dim: int):
         code_version=GAN_VERSION,
         deps=[embeddings_key, "shards"],
         pool=GPU_POOL,
-        op_tags=GPU_OP_TAGS,
+        op_tags=with_priority(GPU_OP_TAGS, GAN_PRIORITY),
         kinds={"pytorch"},
     )
     def gan(
@@ -129,7 +131,9 @@ def build_model_assets(dim: int):
         config = gan_config(settings, dim)
         folder = store.folder(gan_key)
         inputs = {key: upstream_fingerprint(store, key) for key in (embeddings_key, "shards")}
-        settings_used = {k: v for k, v in asdict(config).items() if k not in SPEED_OPTIONS}  # speed, not results
+        settings_used = {
+            k: v for k, v in asdict(config).items() if k not in SPEED_OPTIONS
+        }  # speed, not results
         # Judges change the history (per-epoch informativity), not the weights: in the fingerprint, not in
         # the training folder's key, so adding judges re-records without retraining what is done.
         expected = fingerprint(GAN_VERSION, settings_used | judges_fingerprint(settings), inputs)
@@ -170,29 +174,37 @@ def authors_autoencoder(
     return materialized(folder, expected, output, settings=used, inputs=inputs, timer=timer)
 
 
+EMBEDDING_TAGS = with_priority({}, EMBEDDING_PRIORITY)
+GAN_TAGS = with_priority({}, GAN_PRIORITY)
+
+
 def _model_checks(dim: int, autoencoder_key: str, embeddings_key: str, gan_key: str):
-    @asset_check(asset=autoencoder_key, name="weights_finite_and_loss_lower", blocking=True)
+    @asset_check(
+        asset=autoencoder_key, name="weights_finite_and_loss_lower", blocking=True, op_tags=EMBEDDING_TAGS
+    )
     def autoencoder_check(store: ArtifactStore) -> AssetCheckResult:
         """The final weights are finite and the training loss ended lower than it started."""
         from pipelines.data.training_steps import check_autoencoder
 
         return check_result(check_autoencoder(store.artifact_folders(), dim))
 
-    @asset_check(asset=embeddings_key, name="shapes_and_range", blocking=True)
+    @asset_check(asset=embeddings_key, name="shapes_and_range", blocking=True, op_tags=EMBEDDING_TAGS)
     def embeddings_check(store: ArtifactStore) -> AssetCheckResult:
         """Every split has (N, dim) finite embeddings in [-1, 1], N = the split's samples."""
         from pipelines.data.training_steps import check_embeddings
 
         return check_result(check_embeddings(store.artifact_folders(), dim))
 
-    @asset_check(asset=gan_key, name="weights_finite_output_shape_loss_lower", blocking=True)
+    @asset_check(
+        asset=gan_key, name="weights_finite_output_shape_loss_lower", blocking=True, op_tags=GAN_TAGS
+    )
     def gan_check(store: ArtifactStore) -> AssetCheckResult:
         """Every checkpoint's weights are finite, G maps (1, dim) to (1, 3, 96, 96), pixel loss ended lower."""
         from pipelines.data.training_steps import check_gan
 
         return check_result(check_gan(store.artifact_folders(), dim))
 
-    @asset_check(asset=gan_key, name="learned_not_collapsed", blocking=True)
+    @asset_check(asset=gan_key, name="learned_not_collapsed", blocking=True, op_tags=GAN_TAGS)
     def gan_learned_check(store: ArtifactStore, profile: S2IProfile) -> AssetCheckResult:
         """Translations of different test sounds differ, and the pixel loss ends clearly below that of always
         drawing the training set's mean image (s2i_models/collapse.py). Severity: `gan.collapse_check`."""
