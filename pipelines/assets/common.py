@@ -18,7 +18,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetCheckResult, AssetExecutionContext, Failure, MaterializeResult, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+)
 
 from pipelines.data import locks
 from pipelines.data.artifact_manifest import (
@@ -161,6 +168,8 @@ def user_errors_fail() -> Iterator[None]:
 
 def check_result(outcome: CheckOutcome, **options: Any) -> AssetCheckResult:
     """A library check's verdict as an `AssetCheckResult` (`options`: severity and the like)."""
+    if outcome.warn_only and "severity" not in options:
+        options = {**options, "severity": AssetCheckSeverity.WARN}
     return AssetCheckResult(
         passed=outcome.passed, metadata=outcome.metadata, description=outcome.description, **options
     )

@@ -51,6 +51,7 @@ class CheckOutcome:
     passed: bool
     metadata: dict[str, Any]
     description: str | None = None
+    warn_only: bool = False  # a failure that should not stop what depends on the asset (WARN severity)
 
 
 def markdown_table(frame: pd.DataFrame, max_rows: int = 30) -> str:
