@@ -350,3 +350,17 @@ def test_beats_chance_judges_only_what_enough_images_can_show(
     assert outcome.metadata["too_few_held_out"] == too_few
     if warn_only:
         assert "label more" in outcome.description
+
+
+def test_beats_chance_judges_the_authors_classifiers_without_a_held_out_count(tmp_path):
+    from pipelines.data.evaluation_steps import check_classifiers_beat_chance
+    from pipelines.data.steps import ArtifactFolders
+
+    folder = tmp_path / "informativity_classifiers"
+    folder.mkdir()
+    table = pd.DataFrame({"class_name": ["a", "b"], "test_accuracy": [0.8, 0.84], "chance": [0.5, 0.5]})
+    table.to_parquet(folder / "accuracy.parquet")
+    outcome = check_classifiers_beat_chance(ArtifactFolders(tmp_path))
+    assert outcome.passed and outcome.metadata["too_few_held_out"] == {}
+    table.assign(test_accuracy=[0.8, 0.5]).to_parquet(folder / "accuracy.parquet")
+    assert check_classifiers_beat_chance(ArtifactFolders(tmp_path)).metadata["not_beating_chance"] == ["b"]
