@@ -19,7 +19,7 @@ from dagster import ExecutorDefinition, Field, Noneable, in_process_executor, mu
 EXECUTOR_ENV = "S2I_EXECUTOR"
 DEFAULT_EXECUTOR = "multiprocess"
 EXECUTORS = ("multiprocess", "in_process", "k8s")
-PRELOAD_MODULES = ["pipelines.definitions", "pipelines.preload"]
+PRELOAD_MODULES = ["pipelines.preload"]  # it loads the definitions too
 
 
 def _forkserver_config(config: dict) -> dict:

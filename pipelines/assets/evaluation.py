@@ -122,7 +122,8 @@ def informativity_candidates(
     }
     # How much each class draws depends on how its candidates are judged: the oracle (fitted on the shards)
     # or a person's answers so far.
-    book_path = _add_judgement(store, evaluation, answers_path(folders.root), inputs, config)
+    book_path = answers_path(folders.root)
+    _add_judgement(store, evaluation, book_path, inputs, config)
     folder = store.folder("informativity_candidates")
     expected = fingerprint(CANDIDATES_VERSION, config, inputs)
     if (cached := reuse(context, folder, expected)) is not None:
@@ -158,7 +159,8 @@ def informativity_labels(
         "seed": settings.seed,
         **evaluation.model_dump(mode="json", include={"labels", "labels_per_class", "min_labels_per_class"}),
     }
-    book_path = _add_judgement(store, evaluation, answers_path(folders.root), inputs, config)
+    book_path = answers_path(folders.root)
+    _add_judgement(store, evaluation, book_path, inputs, config)
     folder = store.folder("informativity_labels")
     expected = fingerprint(LABELS_VERSION, config, inputs)
     if (cached := reuse(context, folder, expected)) is not None:
@@ -379,9 +381,9 @@ def s2i_report(
     return materialized(folder, expected, output, settings=config, inputs=inputs, timer=timer)
 
 
-def _add_judgement(store: ArtifactStore, evaluation, book_path, inputs: dict, config: dict):
+def _add_judgement(store: ArtifactStore, evaluation, book_path: Path, inputs: dict, config: dict) -> None:
     """Into a fingerprint's `inputs` and `config`: what judges the candidates (the oracle, fitted on the shards,
-    and its margin; or the person's answer book by content). Returns the answer book's path."""
+    and its margin; or the person's answer book at `book_path`, by content)."""
     from pipelines.data.candidates import sha256_bytes
 
     if evaluation.labels == "oracle":
@@ -389,4 +391,3 @@ def _add_judgement(store: ArtifactStore, evaluation, book_path, inputs: dict, co
         config["oracle_margin"] = evaluation.oracle_margin
     else:
         inputs["answers"] = sha256_bytes(book_path.read_bytes()) if book_path.is_file() else "none"
-    return book_path

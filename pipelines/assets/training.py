@@ -40,6 +40,15 @@ def load_shards(store: ArtifactStore, split: str) -> "SplitArrays":
     return training_steps.load_shards(store.artifact_folders(), split)
 
 
+def settings_that_change_results(config) -> dict:
+    """A training config's fields without its speed options (how a step runs, not what it computes)."""
+    from dataclasses import asdict
+
+    from s2i_models.train import SPEED_OPTIONS
+
+    return {k: v for k, v in asdict(config).items() if k not in SPEED_OPTIONS}
+
+
 def build_model_assets(dim: int):
     """The three model assets of one embedding dimension, and their checks."""
     autoencoder_key, embeddings_key, gan_key = f"autoencoder_{dim}", f"audio_embeddings_{dim}", f"gan_{dim}"
@@ -60,7 +69,6 @@ def build_model_assets(dim: int):
         from dataclasses import asdict
 
         from pipelines.data.training_steps import autoencoder_config, train_autoencoder_step
-        from s2i_models.train import SPEED_OPTIONS
 
         settings = profile.load()
         if settings.autoencoder.pretrained == "authors":
@@ -68,10 +76,7 @@ def build_model_assets(dim: int):
         config = autoencoder_config(settings, dim)
         folder = store.folder(autoencoder_key)
         inputs = {key: upstream_fingerprint(store, key) for key in ("shards", "spectrogram_stats")}
-        settings_used = {
-            k: v for k, v in asdict(config).items() if k not in SPEED_OPTIONS
-        }  # speed, not results
-        expected = fingerprint(AUTOENCODER_VERSION, settings_used, inputs)
+        expected = fingerprint(AUTOENCODER_VERSION, settings_that_change_results(config), inputs)
         if (cached := reuse(context, folder, expected)) is not None:
             return cached
 
@@ -125,15 +130,12 @@ def build_model_assets(dim: int):
         from dataclasses import asdict
 
         from pipelines.data.training_steps import gan_config, judges_fingerprint, train_gan_step
-        from s2i_models.train import SPEED_OPTIONS
 
         settings = profile.load()
         config = gan_config(settings, dim)
         folder = store.folder(gan_key)
         inputs = {key: upstream_fingerprint(store, key) for key in (embeddings_key, "shards")}
-        settings_used = {
-            k: v for k, v in asdict(config).items() if k not in SPEED_OPTIONS
-        }  # speed, not results
+        settings_used = settings_that_change_results(config)
         # Judges change the history (per-epoch informativity), not the weights: in the fingerprint, not in
         # the training folder's key, so adding judges re-records without retraining what is done.
         expected = fingerprint(GAN_VERSION, settings_used | judges_fingerprint(settings), inputs)

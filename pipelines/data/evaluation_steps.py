@@ -751,13 +751,13 @@ def check_classifiers_beat_chance(folders: ArtifactFolders) -> CheckOutcome:
         return CheckOutcome(passed=True, metadata={"not_beating_chance": [], "accuracy": {}})
     table = table[table.test_accuracy.notna()]  # classes judged never informative have no classifier
     # The authors' classifiers come with the paper's accuracy and no held-out count: judged as they are.
-    enough = table.test >= MIN_HELD_OUT_TO_JUDGE if "test" in table else pd.Series(True, index=table.index)
+    held_out = table["test"] if "test" in table else pd.Series(MIN_HELD_OUT_TO_JUDGE, index=table.index)
+    enough = held_out >= MIN_HELD_OUT_TO_JUDGE
     judged, too_few = table[enough], table[~enough]
     losing = judged[judged.test_accuracy <= judged.chance]
-    held_out_counts = too_few["test"].astype(int).tolist() if "test" in too_few else []
     metadata = {
         "not_beating_chance": losing.class_name.tolist(),
-        "too_few_held_out": dict(zip(too_few.class_name, held_out_counts, strict=True)),
+        "too_few_held_out": dict(zip(too_few.class_name, held_out[~enough].astype(int), strict=True)),
         "accuracy": dict(zip(table.class_name, table.test_accuracy.astype(float), strict=True)),
     }
     if not losing.empty:

@@ -681,9 +681,8 @@ def check_gan(folders: ArtifactFolders, dim: int) -> CheckOutcome:
     )
 
 
-SPREAD_SOUNDS = (
-    256  # test sounds translated for the spread (evenly over the split): enough for a stable figure
-)
+# Test sounds translated for the spread (evenly over the split): enough for a stable figure.
+SPREAD_SOUNDS = 256
 
 
 def check_gan_learned(folders: ArtifactFolders, dim: int) -> CheckOutcome:
